@@ -77,18 +77,50 @@ func (e *Error) Unwrap() error { return e.Err }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
+// Source is one parsed, not yet converted YAML document. Converting it is
+// where limits apply and where per-cluster substitution happens, so one
+// parse can serve many conversions. A Source is safe for concurrent use.
+type Source struct {
+	// File names where the document came from.
+	File string
+	// Line is the 1-based line where the document's content starts.
+	Line int
+	root *yaml.Node
+}
+
+// Substituter rewrites a string scalar. It returns the new text and whether
+// it changed anything; an error is reported at the scalar's line.
+type Substituter func(s string) (string, bool, error)
+
 // Decode decodes every document in data, which was read from file (used
 // only in errors). Empty documents are skipped.
 func Decode(file string, data []byte, lim Limits) ([]Document, error) {
-	lim = lim.withDefaults()
+	srcs, err := Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	docs := make([]Document, 0, len(srcs))
+	budget := &Budget{}
+	for _, s := range srcs {
+		obj, err := s.Object(lim, budget, nil)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, Document{Object: obj, Line: s.Line})
+	}
+	return docs, nil
+}
+
+// Parse parses every document in data without converting it. Syntax errors
+// and the parser's own depth limit are reported here.
+func Parse(file string, data []byte) ([]*Source, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	c := converter{file: file, lim: lim}
-	var docs []Document
+	var srcs []*Source
 	for {
 		var n yaml.Node
 		err := dec.Decode(&n)
 		if errors.Is(err, io.EOF) {
-			return docs, nil
+			return srcs, nil
 		}
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -109,22 +141,62 @@ func Decode(file string, data []byte, lim Limits) ([]Document, error) {
 		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 			continue
 		}
-		v, err := c.value(root, 1)
-		if err != nil {
-			return nil, err
-		}
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return nil, &Error{File: file, Line: root.Line, Err: fmt.Errorf("%w: document is a %s, want a mapping", ErrNotObject, kindName(root))}
-		}
-		docs = append(docs, Document{Object: obj, Line: root.Line})
+		srcs = append(srcs, &Source{File: file, Line: root.Line, root: root})
 	}
 }
 
+// Budget counts decoded nodes across the documents of one file or one
+// render, so that MaxNodes bounds the whole, not each document.
+type Budget struct{ nodes int }
+
+// Object converts the document to a mapping. budget may be shared by the
+// documents of one file; sub, when not nil, rewrites string scalars. A plain
+// (unquoted) scalar that sub rewrites is typed again from its new text, so
+// "replicas: ${x}" can become an integer while a quoted one stays a string.
+func (s *Source) Object(lim Limits, budget *Budget, sub Substituter) (map[string]any, error) {
+	if budget == nil {
+		budget = &Budget{}
+	}
+	c := converter{file: s.File, lim: lim.withDefaults(), budget: budget, sub: sub}
+	v, err := c.value(s.root, 1)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, &Error{File: s.File, Line: s.root.Line, Err: fmt.Errorf("%w: document is a %s, want a mapping", ErrNotObject, kindName(s.root))}
+	}
+	return obj, nil
+}
+
+// Strings calls fn for every string scalar (values and keys) in the
+// document, without expanding aliases, stopping at the first error.
+func (s *Source) Strings(fn func(text string, line int) error) error {
+	seen := map[*yaml.Node]bool{}
+	var walk func(n *yaml.Node) error
+	walk = func(n *yaml.Node) error {
+		if n == nil || seen[n] {
+			return nil
+		}
+		seen[n] = true
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+			return fn(n.Value, n.Line)
+		}
+		for _, c := range n.Content {
+			if err := walk(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(s.root)
+}
+
 type converter struct {
-	file  string
-	lim   Limits
-	nodes int
+	file   string
+	lim    Limits
+	budget *Budget
+	sub    Substituter
 }
 
 func (c *converter) fail(n *yaml.Node, err error) error {
@@ -132,8 +204,8 @@ func (c *converter) fail(n *yaml.Node, err error) error {
 }
 
 func (c *converter) value(n *yaml.Node, depth int) (any, error) {
-	c.nodes++
-	if c.nodes > c.lim.MaxNodes {
+	c.budget.nodes++
+	if c.budget.nodes > c.lim.MaxNodes {
 		return nil, c.fail(n, fmt.Errorf("%w: more than %d", ErrTooLarge, c.lim.MaxNodes))
 	}
 	if depth > c.lim.MaxDepth {
@@ -201,8 +273,8 @@ func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int, merged bo
 		m[key] = val
 	}
 	for _, mv := range merges {
-		c.nodes++
-		if c.nodes > c.lim.MaxNodes {
+		c.budget.nodes++
+		if c.budget.nodes > c.lim.MaxNodes {
 			return c.fail(mv, fmt.Errorf("%w: more than %d", ErrTooLarge, c.lim.MaxNodes))
 		}
 		target := mv
@@ -242,6 +314,21 @@ func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int, merged bo
 }
 
 func (c *converter) scalar(n *yaml.Node) (any, error) {
+	if c.sub != nil && n.ShortTag() == "!!str" {
+		out, changed, err := c.sub(n.Value)
+		if err != nil {
+			return nil, c.fail(n, err)
+		}
+		if changed {
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) != 0 {
+				return out, nil
+			}
+			plain := *c
+			plain.sub = nil
+			return plain.scalar(&yaml.Node{Kind: yaml.ScalarNode, Value: out, Line: n.Line})
+		}
+		return n.Value, nil
+	}
 	switch n.ShortTag() {
 	case "!!null":
 		return nil, nil
@@ -276,3 +363,8 @@ func kindName(n *yaml.Node) string {
 		return "scalar"
 	}
 }
+
+// Node returns the document's parsed YAML tree, for callers that need
+// positions (such as checking a kustomization's references). It must not be
+// modified.
+func (s *Source) Node() *yaml.Node { return s.root }

@@ -208,3 +208,27 @@ func maxInt(a, b int) int {
 	}
 	return b
 }
+
+func TestObjectSubstitutes(t *testing.T) {
+	src := "a: ${n}\nb: \"${n}\"\nc: x-${n}\nd: !!str ${n}\ne: ${t}\n"
+	srcs, err := Parse("s.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(s string) (string, bool, error) {
+		r := strings.NewReplacer("${n}", "3", "${t}", "true").Replace(s)
+		return r, r != s, nil
+	}
+	got, err := srcs[0].Object(Limits{}, nil, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": int64(3), "b": "3", "c": "x-3", "d": "3", "e": true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	_, err = srcs[0].Object(Limits{}, nil, func(string) (string, bool, error) { return "", false, errors.New("boom") })
+	if err == nil || !strings.HasPrefix(err.Error(), "s.yaml:1: boom") {
+		t.Fatalf("substitution error %v does not carry file and line", err)
+	}
+}

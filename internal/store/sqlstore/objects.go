@@ -1,0 +1,438 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"flotilla.dev/flotilla/internal/store"
+)
+
+const objectColumns = "kind, name, uid, labels, annotations, resource_version, generation, created_at, updated_at, spec, status"
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, obj *store.Object, by store.Actor) (*store.Object, error) {
+	if err := checkObject(obj); err != nil {
+		return nil, fmt.Errorf("create %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	if obj.ResourceVersion != 0 {
+		return nil, fmt.Errorf("create %s %s: resourceVersion must not be set: %w", obj.Kind, obj.Name, store.ErrInvalid)
+	}
+	var out *store.Object
+	err := s.write(ctx, func(q Querier) error {
+		seq, err := nextSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		out, err = s.insert(ctx, q, obj, seq, by)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	return out, nil
+}
+
+// insert writes a new object with version seq and its Created event.
+func (s *Store) insert(ctx context.Context, q Querier, obj *store.Object, seq int64, by store.Actor) (*store.Object, error) {
+	nanos, now := s.now()
+	o := cloneObject(obj)
+	o.UID = newUID()
+	o.ResourceVersion = seq
+	o.Generation = 1
+	o.CreatedAt, o.UpdatedAt = now, now
+	digest, err := store.Digest(o)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	_, err = q.Exec(ctx, `INSERT INTO objects (`+objectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		o.Kind, o.Name, o.UID, encodeMap(o.Labels), encodeMap(o.Annotations), seq, o.Generation, nanos, nanos,
+		string(o.Spec), string(o.Status))
+	if err != nil {
+		if s.b.IsUniqueViolation(err) {
+			return nil, store.ErrAlreadyExists
+		}
+		return nil, err
+	}
+	if err := insertLabels(ctx, q, o.Kind, o.Name, o.Labels); err != nil {
+		return nil, err
+	}
+	ev := store.Event{Seq: seq, Time: now, Type: store.Created, Kind: o.Kind, Name: o.Name, Actor: by,
+		Object: o, DigestAfter: digest}
+	if err := insertEvent(ctx, q, nanos, ev); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, kind, name string) (*store.Object, error) {
+	o, err := s.get(ctx, s.b.Querier(), kind, name)
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", kind, name, err)
+	}
+	return o, nil
+}
+
+func (s *Store) get(ctx context.Context, q Querier, kind, name string) (*store.Object, error) {
+	row := q.QueryRow(ctx, `SELECT `+objectColumns+` FROM objects WHERE kind = $1 AND name = $2`, kind, name)
+	o, err := scanObject(row)
+	if err != nil {
+		if s.b.IsNoRows(err) {
+			return nil, store.ErrNotFound
+		}
+		return nil, err
+	}
+	return o, nil
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, obj *store.Object, by store.Actor) (*store.Object, error) {
+	if err := checkObject(obj); err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	var out *store.Object
+	err := s.write(ctx, func(q Querier) error {
+		seq, err := nextSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		cur, err := s.get(ctx, q, obj.Kind, obj.Name)
+		if err != nil {
+			return err
+		}
+		if cur.ResourceVersion != obj.ResourceVersion {
+			return fmt.Errorf("have resourceVersion %d, stored %d: %w", obj.ResourceVersion, cur.ResourceVersion, store.ErrConflict)
+		}
+		out, err = s.replace(ctx, q, cur, obj, seq, by)
+		return err
+	})
+	if err == errNoChange {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	return out, nil
+}
+
+// replace writes obj's labels, annotations and spec over cur with version
+// seq, or returns (cur, errNoChange) when they are equal.
+func (s *Store) replace(ctx context.Context, q Querier, cur, obj *store.Object, seq int64, by store.Actor) (*store.Object, error) {
+	before, err := store.Digest(cur)
+	if err != nil {
+		return nil, err
+	}
+	after, err := store.Digest(obj)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	if before == after {
+		return cur, errNoChange
+	}
+	nanos, now := s.now()
+	o := cloneObject(cur)
+	o.Labels, o.Annotations = cloneMap(obj.Labels), cloneMap(obj.Annotations)
+	o.Spec = bytes.Clone(obj.Spec)
+	o.Generation++
+	o.ResourceVersion = seq
+	o.UpdatedAt = now
+	n, err := q.Exec(ctx, `UPDATE objects SET labels = $3, annotations = $4, spec = $5, resource_version = $6,
+		generation = $7, updated_at = $8 WHERE kind = $1 AND name = $2`,
+		o.Kind, o.Name, encodeMap(o.Labels), encodeMap(o.Annotations), string(o.Spec), seq, o.Generation, nanos)
+	if err != nil {
+		return nil, err
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("updated %d rows, want 1", n)
+	}
+	if !maps.Equal(cur.Labels, o.Labels) {
+		if _, err := q.Exec(ctx, `DELETE FROM object_labels WHERE kind = $1 AND name = $2`, o.Kind, o.Name); err != nil {
+			return nil, err
+		}
+		if err := insertLabels(ctx, q, o.Kind, o.Name, o.Labels); err != nil {
+			return nil, err
+		}
+	}
+	ev := store.Event{Seq: seq, Time: now, Type: store.Updated, Kind: o.Kind, Name: o.Name, Actor: by,
+		Object: o, DigestBefore: before, DigestAfter: after}
+	if err := insertEvent(ctx, q, nanos, ev); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// UpdateStatus implements store.Store.
+func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Actor) (*store.Object, error) {
+	if err := checkObject(obj); err != nil {
+		return nil, fmt.Errorf("update status of %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	var out *store.Object
+	err := s.write(ctx, func(q Querier) error {
+		seq, err := nextSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		cur, err := s.get(ctx, q, obj.Kind, obj.Name)
+		if err != nil {
+			return err
+		}
+		if cur.ResourceVersion != obj.ResourceVersion {
+			return fmt.Errorf("have resourceVersion %d, stored %d: %w", obj.ResourceVersion, cur.ResourceVersion, store.ErrConflict)
+		}
+		was, _ := store.Canonical(cur.Status)
+		now, _ := store.Canonical(obj.Status)
+		if bytes.Equal(was, now) {
+			out = cur
+			return errNoChange
+		}
+		digest, err := store.Digest(cur)
+		if err != nil {
+			return err
+		}
+		nanos, t := s.now()
+		o := cloneObject(cur)
+		o.Status = bytes.Clone(obj.Status)
+		o.ResourceVersion = seq
+		o.UpdatedAt = t
+		if _, err := q.Exec(ctx, `UPDATE objects SET status = $3, resource_version = $4, updated_at = $5
+			WHERE kind = $1 AND name = $2`, o.Kind, o.Name, string(o.Status), seq, nanos); err != nil {
+			return err
+		}
+		ev := store.Event{Seq: seq, Time: t, Type: store.StatusUpdated, Kind: o.Kind, Name: o.Name, Actor: by,
+			Object: o, DigestBefore: digest, DigestAfter: digest}
+		if err := insertEvent(ctx, q, nanos, ev); err != nil {
+			return err
+		}
+		out = o
+		return nil
+	})
+	if err == errNoChange {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update status of %s %s: %w", obj.Kind, obj.Name, err)
+	}
+	return out, nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, kind, name string, resourceVersion int64, by store.Actor) (*store.Object, error) {
+	var out *store.Object
+	err := s.write(ctx, func(q Querier) error {
+		seq, err := nextSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		cur, err := s.get(ctx, q, kind, name)
+		if err != nil {
+			return err
+		}
+		if resourceVersion != 0 && cur.ResourceVersion != resourceVersion {
+			return fmt.Errorf("have resourceVersion %d, stored %d: %w", resourceVersion, cur.ResourceVersion, store.ErrConflict)
+		}
+		digest, err := store.Digest(cur)
+		if err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM objects WHERE kind = $1 AND name = $2`, kind, name); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM object_labels WHERE kind = $1 AND name = $2`, kind, name); err != nil {
+			return err
+		}
+		nanos, now := s.now()
+		ev := store.Event{Seq: seq, Time: now, Type: store.Deleted, Kind: kind, Name: name, Actor: by,
+			Object: cur, DigestBefore: digest}
+		if err := insertEvent(ctx, q, nanos, ev); err != nil {
+			return err
+		}
+		out = cur
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete %s %s: %w", kind, name, err)
+	}
+	return out, nil
+}
+
+// Apply implements store.Store.
+func (s *Store) Apply(ctx context.Context, objs []*store.Object, by store.Actor) ([]store.ApplyResult, error) {
+	seen := make(map[[2]string]int, len(objs))
+	for i, o := range objs {
+		if err := checkObject(o); err != nil {
+			return nil, fmt.Errorf("apply: item %d (%s %s): %w", i, o.Kind, o.Name, err)
+		}
+		k := [2]string{o.Kind, o.Name}
+		if j, dup := seen[k]; dup {
+			return nil, fmt.Errorf("apply: item %d (%s %s) repeats item %d: %w", i, o.Kind, o.Name, j, store.ErrInvalid)
+		}
+		seen[k] = i
+	}
+	var results []store.ApplyResult
+	err := s.write(ctx, func(q Querier) error {
+		results = make([]store.ApplyResult, 0, len(objs))
+		var last int64
+		if err := q.QueryRow(ctx, `UPDATE flotilla_seq SET value = value WHERE id = 1 RETURNING value`).Scan(&last); err != nil {
+			return fmt.Errorf("lock sequence: %w", err)
+		}
+		first := last
+		for i, o := range objs {
+			cur, err := s.get(ctx, q, o.Kind, o.Name)
+			switch {
+			case err == store.ErrNotFound:
+				if o.ResourceVersion != 0 {
+					return fmt.Errorf("item %d (%s %s): have resourceVersion %d, object does not exist: %w",
+						i, o.Kind, o.Name, o.ResourceVersion, store.ErrConflict)
+				}
+				created, err := s.insert(ctx, q, o, last+1, by)
+				if err != nil {
+					return fmt.Errorf("item %d (%s %s): %w", i, o.Kind, o.Name, err)
+				}
+				last++
+				results = append(results, store.ApplyResult{Object: created, Action: store.ActionCreated})
+			case err != nil:
+				return fmt.Errorf("item %d (%s %s): %w", i, o.Kind, o.Name, err)
+			default:
+				if o.ResourceVersion != 0 && o.ResourceVersion != cur.ResourceVersion {
+					return fmt.Errorf("item %d (%s %s): have resourceVersion %d, stored %d: %w",
+						i, o.Kind, o.Name, o.ResourceVersion, cur.ResourceVersion, store.ErrConflict)
+				}
+				updated, err := s.replace(ctx, q, cur, o, last+1, by)
+				switch {
+				case err == errNoChange:
+					results = append(results, store.ApplyResult{Object: cur, Action: store.ActionUnchanged})
+				case err != nil:
+					return fmt.Errorf("item %d (%s %s): %w", i, o.Kind, o.Name, err)
+				default:
+					last++
+					results = append(results, store.ApplyResult{Object: updated, Action: store.ActionUpdated})
+				}
+			}
+		}
+		if last == first {
+			return errNoChange
+		}
+		_, err := q.Exec(ctx, `UPDATE flotilla_seq SET value = $1 WHERE id = 1`, last)
+		return err
+	})
+	if err != nil && err != errNoChange {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	return results, nil
+}
+
+// nextSeq increments the sequence and returns the new value; on PostgreSQL
+// the row lock it takes serialises writers until commit.
+func nextSeq(ctx context.Context, q Querier) (int64, error) {
+	var seq int64
+	if err := q.QueryRow(ctx, `UPDATE flotilla_seq SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("next sequence number: %w", err)
+	}
+	return seq, nil
+}
+
+// checkObject rejects what no store can hold.
+func checkObject(o *store.Object) error {
+	switch {
+	case o == nil:
+		return fmt.Errorf("nil object: %w", store.ErrInvalid)
+	case o.Kind == "":
+		return fmt.Errorf("kind is required: %w", store.ErrInvalid)
+	case o.Name == "":
+		return fmt.Errorf("name is required: %w", store.ErrInvalid)
+	case len(o.Spec) > 0 && !json.Valid(o.Spec):
+		return fmt.Errorf("spec is not JSON: %w", store.ErrInvalid)
+	case len(o.Status) > 0 && !json.Valid(o.Status):
+		return fmt.Errorf("status is not JSON: %w", store.ErrInvalid)
+	}
+	return nil
+}
+
+func insertLabels(ctx context.Context, q Querier, kind, name string, labels map[string]string) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString(`INSERT INTO object_labels (kind, name, key, value) VALUES `)
+	args := []any{kind, name}
+	for i, k := range sortedKeys(labels) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($1, $2, $%d, $%d)", len(args)+1, len(args)+2)
+		args = append(args, k, labels[k])
+	}
+	_, err := q.Exec(ctx, b.String(), args...)
+	return err
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanObject(r rowScanner) (*store.Object, error) {
+	var (
+		o                          store.Object
+		labels, annotations        string
+		spec, status               string
+		createdNanos, updatedNanos int64
+	)
+	if err := r.Scan(&o.Kind, &o.Name, &o.UID, &labels, &annotations, &o.ResourceVersion, &o.Generation,
+		&createdNanos, &updatedNanos, &spec, &status); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.Labels, err = decodeMap(labels); err != nil {
+		return nil, fmt.Errorf("%s %s: labels: %w", o.Kind, o.Name, err)
+	}
+	if o.Annotations, err = decodeMap(annotations); err != nil {
+		return nil, fmt.Errorf("%s %s: annotations: %w", o.Kind, o.Name, err)
+	}
+	o.CreatedAt, o.UpdatedAt = fromNanos(createdNanos), fromNanos(updatedNanos)
+	if spec != "" {
+		o.Spec = json.RawMessage(spec)
+	}
+	if status != "" {
+		o.Status = json.RawMessage(status)
+	}
+	return &o, nil
+}
+
+func encodeMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // a map of strings always encodes
+	return string(b)
+}
+
+func decodeMap(s string) (map[string]string, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func cloneObject(o *store.Object) *store.Object {
+	c := *o
+	c.Labels = cloneMap(o.Labels)
+	c.Annotations = cloneMap(o.Annotations)
+	c.Spec = bytes.Clone(o.Spec)
+	c.Status = bytes.Clone(o.Status)
+	return &c
+}

@@ -43,7 +43,8 @@ func jsonErrorWhere(data []byte, err error) string {
 		return err.Error()
 	}
 	line, col := 1, 1
-	for i := int64(0); i < off && i < int64(len(data)); i++ {
+	// The offset counts the offending byte itself.
+	for i := int64(0); i < off-1 && i < int64(len(data)); i++ {
 		if data[i] == '\n' {
 			line++
 			col = 1

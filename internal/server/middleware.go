@@ -31,6 +31,9 @@ func setPrincipal(r *http.Request, p *auth.Principal) {
 	}
 }
 
+// quietRoutes are logged at debug level when they succeed.
+var quietRoutes = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
+
 // recorder remembers the status code and size of an answer. Unwrap lets http.ResponseController
 // reach the connection's Flush for watch streams.
 type recorder struct {
@@ -83,7 +86,8 @@ func (s *Server) observe(mux *http.ServeMux) http.Handler {
 				return
 			}
 			info.route = pattern
-			h.ServeHTTP(rec, r)
+			mux.ServeHTTP(rec, r) // matches again, and sets the path values
+
 		}()
 		if rec.code == 0 {
 			rec.code = http.StatusOK
@@ -101,6 +105,9 @@ func (s *Server) observe(mux *http.ServeMux) http.Handler {
 			attrs = append(attrs, slog.String("principal", info.principal))
 		}
 		level := slog.LevelInfo
+		if quietRoutes[info.route] && rec.code < 400 {
+			level = slog.LevelDebug // probes and scrapes would drown the log
+		}
 		if info.err != nil {
 			attrs = append(attrs, slog.String("error", info.err.Error()))
 			if rec.code >= 500 {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
-	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/version"
 )
 
@@ -36,10 +34,14 @@ func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + n
 
 // named registers t under name and returns a reference to it.
 func (g *schemaGen) named(name string, t reflect.Type) schema {
-	if _, ok := g.defs[name]; !ok {
-		g.defs[name] = schema{} // placeholder against recursion
-		g.defs[name] = g.of(t)
+	if _, ok := g.defs[name]; ok {
+		return ref(name)
 	}
+	s := g.of(t)
+	if r, _ := s["$ref"].(string); r == ref(name)["$ref"] {
+		return s // an API struct of that name, registered by of
+	}
+	g.defs[name] = s
 	return ref(name)
 }
 
@@ -251,6 +253,3 @@ func (s *Server) operation(rt Route) schema {
 	op["responses"] = responses
 	return op
 }
-
-// documentedRule is used by tests: it says how the OpenAPI document describes a rule.
-func documentedRule(r auth.Rule) string { return fmt.Sprintf("Access: %s.", r) }

@@ -52,7 +52,8 @@ func TestCheckTokenFormatRejects(t *testing.T) {
 }
 
 func TestHashTokenIsStableHex(t *testing.T) {
-	if HashToken("a") != HashToken("a") || HashToken("a") == HashToken("b") {
+	a1, a2 := HashToken("a"), HashToken("a")
+	if a1 != a2 || a1 == HashToken("b") {
 		t.Fatal("HashToken is not a function of its input")
 	}
 	if got := HashToken("flt_x"); len(got) != 64 {

@@ -8,7 +8,7 @@ type RuleKind int
 // Kinds of rules. The zero value is invalid on purpose: a route whose rule was forgotten cannot be
 // built (see Rule.Check).
 const (
-	ruleUnset RuleKind = iota
+	_ RuleKind = iota // the zero value: no rule declared
 	// RulePublic: no credential needed (health, readiness, metrics, the OpenAPI document).
 	RulePublic
 	// RuleAuthenticated: any valid principal (whoami).

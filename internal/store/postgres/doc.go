@@ -1,0 +1,15 @@
+// Package postgres hosts the store on PostgreSQL through pgx (pgxpool), for
+// production and for several server replicas on one database.
+//
+// Model: writes run at READ COMMITTED and begin by incrementing the one-row
+// event sequence (see store/sqlstore); the row lock that takes serialises
+// writers until they commit, so Seq order is commit order on every replica.
+// Reads that need one snapshot (a list page and its resourceVersion) run in
+// REPEATABLE READ read-only transactions. A trigger on the events table
+// sends NOTIFY flotilla_events at commit; each store keeps one dedicated
+// connection LISTENing and wakes its WaitForEvent callers, so a write on one
+// replica wakes watchers on all of them. The listener reconnects on its own
+// and wakes everyone after reconnecting, and WaitForEvent still polls as a
+// fallback. Migrations run under a transaction-level advisory lock, so
+// replicas starting together migrate once.
+package postgres

@@ -8,7 +8,7 @@
 //   - Resolve turns a reference written in a repository file into a clean,
 //     slash-separated path relative to the repository root, or refuses it:
 //     absolute paths, remote URLs (anything with a scheme, scp-like
-//     user@host:path, go-getter "git::" forms), NUL bytes and ".." that
+//     user@host:path, go-getter "git::" forms), NUL bytes, text that is not UTF-8 and ".." that
 //     climbs above the root are errors naming the reference.
 //   - FS never reads outside its fs.FS. Given an os.Root-backed fs.FS (see
 //     os.Root.FS), symbolic links are followed only while they stay inside

@@ -3,9 +3,11 @@ package repofs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Errors about references and files; callers branch on them with errors.Is.
@@ -40,7 +42,7 @@ var (
 // path. It never touches a filesystem.
 func Resolve(dir, ref string) (string, error) {
 	switch {
-	case ref == "" || strings.ContainsRune(ref, 0):
+	case ref == "" || strings.ContainsRune(ref, 0) || !utf8.ValidString(ref):
 		return "", fmt.Errorf("%q: %w", ref, ErrInvalidPath)
 	case strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, `\`) || isDrive(ref):
 		return "", fmt.Errorf("%q: %w", ref, ErrAbsolute)
@@ -58,6 +60,9 @@ func Resolve(dir, ref string) (string, error) {
 	if p == ".." || strings.HasPrefix(p, "../") {
 		return "", fmt.Errorf("%q from %q: %w", ref, dir, ErrEscapes)
 	}
+	if !fs.ValidPath(p) {
+		return "", fmt.Errorf("%q from %q: %w", ref, dir, ErrInvalidPath)
+	}
 	return p, nil
 }
 
@@ -65,7 +70,7 @@ func Resolve(dir, ref string) (string, error) {
 // path, refusing absolute paths and paths that climb above the root.
 func Clean(p string) (string, error) {
 	switch {
-	case strings.ContainsRune(p, 0):
+	case strings.ContainsRune(p, 0) || !utf8.ValidString(p):
 		return "", fmt.Errorf("%q: %w", p, ErrInvalidPath)
 	case strings.HasPrefix(p, "/") || strings.HasPrefix(p, `\`) || isDrive(p):
 		return "", fmt.Errorf("%q: %w", p, ErrAbsolute)

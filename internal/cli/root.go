@@ -49,6 +49,23 @@ func NewRoot(s Streams) *cobra.Command {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newVersionCmd(s))
+	g := &globals{streams: s}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "", "control plane URL (default: the context's server; env "+EnvServer+")")
+	pf.StringVar(&g.token, "token", "", "API token (default: the context's token; env "+EnvToken+")")
+	pf.StringVar(&g.context, "context", "", "context of the config file to use (default: its current context; env "+EnvContext+")")
+	root.AddCommand(
+		newVersionCmd(s),
+		newServerCmd(s),
+		newLoginCmd(g),
+		newApplyCmd(g),
+		newGetCmd(g),
+		newDescribeCmd(g),
+		newDeleteCmd(g),
+		newAuditCmd(g),
+		newTokenCmd(g),
+		newWhoAmICmd(g),
+		newCompletionCmd(s),
+	)
 	return root
 }

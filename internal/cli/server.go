@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"flotilla.dev/flotilla/internal/server"
+	"flotilla.dev/flotilla/internal/store/open"
+	"flotilla.dev/flotilla/internal/version"
+)
+
+// EnvServerConfig names the environment variable that gives `flotilla server` its config file.
+const EnvServerConfig = "FLOTILLA_SERVER_CONFIG"
+
+// serverSetting is one setting of `flotilla server`: its flag, environment variable and config file
+// key. The value is taken from the first of flag, environment, file and default that is set.
+type serverSetting struct {
+	flag, env, key, def, usage string
+	value                      string
+}
+
+func serverSettings() []*serverSetting {
+	return []*serverSetting{
+		{flag: "listen", env: "FLOTILLA_LISTEN", key: "listen", def: "127.0.0.1:8080", usage: "address to listen on"},
+		{flag: "data-dir", env: "FLOTILLA_DATA_DIR", key: "dataDir", def: ".", usage: "directory of the default SQLite database"},
+		{flag: "db", env: "FLOTILLA_DB", key: "db", usage: "database DSN: a path or sqlite:///path.db, or postgres://... (default <data-dir>/flotilla.db)"},
+		{flag: "admin-token-file", env: "FLOTILLA_ADMIN_TOKEN_FILE", key: "adminTokenFile", usage: "write the first admin token to this file (mode 0600) when it is created"},
+		{flag: "log-level", env: "FLOTILLA_LOG_LEVEL", key: "logLevel", def: "info", usage: "debug, info, warn or error"},
+		{flag: "log-format", env: "FLOTILLA_LOG_FORMAT", key: "logFormat", def: "text", usage: "text or json"},
+		{flag: "max-body-bytes", env: "FLOTILLA_MAX_BODY_BYTES", key: "maxBodyBytes", def: "4194304", usage: "largest request body accepted"},
+		{flag: "shutdown-timeout", env: "FLOTILLA_SHUTDOWN_TIMEOUT", key: "shutdownTimeout", def: "30s", usage: "how long to let in-flight requests finish on shutdown"},
+	}
+}
+
+// resolveSettings fills every setting's value: flag > environment > config file > default. Unknown
+// keys in the file are errors.
+func resolveSettings(flags *pflag.FlagSet, settings []*serverSetting, configPath string) error {
+	file := map[string]any{}
+	if configPath != "" {
+		data, err := os.ReadFile(configPath)
+		if err != nil {
+			return fmt.Errorf("config %s: %w", configPath, err)
+		}
+		if err := yaml.Unmarshal(data, &file); err != nil {
+			return fmt.Errorf("config %s: %w", configPath, err)
+		}
+		known := map[string]bool{}
+		for _, s := range settings {
+			known[s.key] = true
+		}
+		var unknown []string
+		for k := range file {
+			if !known[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return fmt.Errorf("config %s: unknown setting(s) %s", configPath, strings.Join(unknown, ", "))
+		}
+	}
+	for _, s := range settings {
+		switch {
+		case flags.Changed(s.flag):
+			s.value = flags.Lookup(s.flag).Value.String()
+		case os.Getenv(s.env) != "":
+			s.value = os.Getenv(s.env)
+		case file[s.key] != nil:
+			s.value = fmt.Sprint(file[s.key])
+		default:
+			s.value = s.def
+		}
+	}
+	return nil
+}
+
+// serverConfig is the resolved configuration of `flotilla server`.
+type serverConfig struct {
+	Listen          string
+	DSN             string
+	AdminTokenFile  string
+	Logger          *slog.Logger
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+}
+
+func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
+	v := map[string]string{}
+	for _, s := range settings {
+		v[s.flag] = s.value
+	}
+	c := &serverConfig{Listen: v["listen"], DSN: v["db"], AdminTokenFile: v["admin-token-file"]}
+	if c.DSN == "" {
+		dir := v["data-dir"]
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		c.DSN = filepath.Join(dir, "flotilla.db")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v["log-level"])); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", v["log-level"])
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch v["log-format"] {
+	case "text":
+		c.Logger = slog.New(slog.NewTextHandler(errOut, hopts))
+	case "json":
+		c.Logger = slog.New(slog.NewJSONHandler(errOut, hopts))
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", v["log-format"])
+	}
+	n, err := strconv.ParseInt(v["max-body-bytes"], 10, 64)
+	if err != nil || n < 1024 {
+		return nil, fmt.Errorf("max body bytes %q: want a whole number of at least 1024", v["max-body-bytes"])
+	}
+	c.MaxBodyBytes = n
+	d, err := time.ParseDuration(v["shutdown-timeout"])
+	if err != nil || d <= 0 {
+		return nil, fmt.Errorf("shutdown timeout %q: want a positive duration such as 30s", v["shutdown-timeout"])
+	}
+	c.ShutdownTimeout = d
+	return c, nil
+}
+
+func newServerCmd(s Streams) *cobra.Command {
+	settings := serverSettings()
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: API, store and audit trail",
+		Long: `Run the control plane.
+
+Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
+--config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
+logLevel, logFormat, maxBodyBytes, shutdownTimeout.
+
+On the first start with no API token in the store, the server creates an admin token and prints it
+once to standard error (and to --admin-token-file when given).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if configPath == "" {
+				configPath = os.Getenv(EnvServerConfig)
+			}
+			if err := resolveSettings(cmd.Flags(), settings, configPath); err != nil {
+				return err
+			}
+			cfg, err := parseServerConfig(settings, s.Err)
+			if err != nil {
+				return err
+			}
+			st, err := open.Open(ctx, cfg.DSN)
+			if err != nil {
+				return fmt.Errorf("open store: %w", err)
+			}
+			defer st.Close()
+			secret, created, err := server.BootstrapAdminToken(ctx, st)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(s.Err, "\nflotilla: created the first admin token; it is shown only this once:\n\n    %s\n\n", secret)
+				if cfg.AdminTokenFile != "" {
+					if err := writeSecretFile(cfg.AdminTokenFile, secret+"\n"); err != nil {
+						return fmt.Errorf("admin token file: %w", err)
+					}
+					cfg.Logger.Info("wrote the admin token", "file", cfg.AdminTokenFile)
+				}
+			}
+			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			cfg.Logger.Info("flotilla server listening", "addr", ln.Addr().String(), "version", version.String(), "store", open.Describe(cfg.DSN))
+			err = srv.Serve(ctx, ln)
+			cfg.Logger.Info("flotilla server stopped")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML file with server settings (env "+EnvServerConfig+")")
+	for _, st := range settings {
+		f.String(st.flag, st.def, st.usage+" (env "+st.env+")")
+	}
+	return cmd
+}
+
+// writeSecretFile writes data to path with mode 0600, replacing any existing file.
+func writeSecretFile(path, data string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+)
+
+func TestServerSettingsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "server.yaml")
+	if err := os.WriteFile(file, []byte("listen: 0.0.0.0:1\ndb: /from/file.db\nlogLevel: warn\nmaxBodyBytes: 2048\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range serverSettings() {
+		t.Setenv(s.env, "")
+	}
+	t.Setenv("FLOTILLA_LISTEN", "0.0.0.0:2")
+	t.Setenv("FLOTILLA_LOG_LEVEL", "debug")
+	settings := serverSettings()
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	for _, s := range settings {
+		fs.String(s.flag, s.def, s.usage)
+	}
+	if err := fs.Parse([]string{"--listen", "0.0.0.0:3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := resolveSettings(fs, settings, file); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range settings {
+		got[s.flag] = s.value
+	}
+	want := map[string]string{
+		"listen":           "0.0.0.0:3",     // flag beats env and file
+		"log-level":        "debug",         // env beats file
+		"db":               "/from/file.db", // file beats default
+		"max-body-bytes":   "2048",          // file, numeric
+		"data-dir":         ".",             // default
+		"admin-token-file": "",
+		"log-format":       "text",
+		"shutdown-timeout": "30s",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("settings (-want +got):\n%s", diff)
+	}
+	cfg, err := parseServerConfig(settings, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DSN != "/from/file.db" || cfg.MaxBodyBytes != 2048 || cfg.Listen != "0.0.0.0:3" {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+func TestServerSettingsRejectUnknownKeysAndBadValues(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(file, []byte("listen: x\nlisten_addr: y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := serverSettings()
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	for _, s := range settings {
+		fs.String(s.flag, s.def, s.usage)
+	}
+	err := resolveSettings(fs, settings, file)
+	if err == nil || !contains(err.Error(), "listen_addr") {
+		t.Errorf("unknown key: %v, want an error naming listen_addr", err)
+	}
+	for _, s := range settings {
+		s.value = s.def
+		if s.flag == "log-format" {
+			s.value = "xml"
+		}
+	}
+	if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), "xml") {
+		t.Errorf("bad log format: %v", err)
+	}
+}
+
+func TestClientConfigRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "config.yaml")
+	cfg, err := loadClientConfig(path)
+	if err != nil || len(cfg.Contexts) != 0 {
+		t.Fatalf("missing file = %+v, %v; want an empty config", cfg, err)
+	}
+	cfg.upsert(ClientContext{Name: "a", Server: "http://a", Token: "t1"})
+	cfg.upsert(ClientContext{Name: "b", Server: "http://b"})
+	cfg.upsert(ClientContext{Name: "a", Server: "http://a2", Token: "t2"})
+	cfg.CurrentContext = "a"
+	if err := cfg.save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := loadClientConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg, back); diff != "" {
+		t.Errorf("round trip (-saved +loaded):\n%s", diff)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.WriteFile(path, []byte("contexts: [{name: a, sever: typo}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadClientConfig(path); err == nil {
+		t.Error("a config file with an unknown field loaded without error")
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,65 @@
+# Flotilla's build. `make demo` runs the main job, `make test` runs every test; see README.md.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X flotilla.dev/flotilla/internal/version.Version=$(VERSION)
+CACHE ?= $(or $(FLOTILLA_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flotilla)
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+FLEET_DIR ?= .fleet
+CLUSTERS ?= 3
+
+export FLOTILLA_DEVFLEET_BIN := $(CURDIR)/bin/flotilla-devfleet
+
+.PHONY: all build fleet test test-unit test-e2e lint vet staticcheck tools demo fleet-up bench clean
+
+all: build
+
+## build: the flotilla binary in bin/
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/flotilla ./cmd/flotilla
+
+## fleet: the local-fleet program, built once per machine and cached (rebuilt when devfleet/ changes)
+fleet:
+	@./hack/build-fleet.sh
+
+## test: unit and end-to-end tests (the end-to-end ones on a local fleet of real clusters)
+test: build fleet
+	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... 2>/dev/null)
+
+## test-unit: only the tests that need no local fleet
+test-unit:
+	FLOTILLA_TEST_NO_FLEET=1 $(GO) test -count=1 ./...
+
+## lint: gofmt, go vet (both modules) and staticcheck (product module)
+lint: vet staticcheck
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd devfleet && $(GO) vet ./...
+
+staticcheck: tools
+	$(STATICCHECK) ./...
+
+## tools: development tools pinned by version, built once per machine into the cache
+tools: $(STATICCHECK)
+$(STATICCHECK):
+	@echo "installing staticcheck $(STATICCHECK_VERSION) (first time on this machine: a minute or two)"
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## demo: the main job; for now a local fleet of $(CLUSTERS) clusters that runs until Ctrl-C
+demo: build fleet
+	./bin/flotilla-devfleet up --clusters $(CLUSTERS) --dir $(FLEET_DIR)
+
+## fleet-up: the same local fleet without building flotilla
+fleet-up: fleet
+	./bin/flotilla-devfleet up --clusters $(CLUSTERS) --dir $(FLEET_DIR)
+
+## bench: benchmarks of the product module (figures go to docs/performance.md)
+bench: fleet
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin $(FLEET_DIR)

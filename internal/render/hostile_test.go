@@ -116,7 +116,7 @@ func TestHostileInput(t *testing.T) {
 			links: map[string]string{"c/templates/passwd.yaml": "/etc/passwd"}, req: Request{Path: "c"}, want: repofs.ErrOutside},
 		{name: "helm values symlink to other cache", files: map[string]string{"c/Chart.yaml": chartYAML, "c/templates/cm.yaml": cm},
 			links: map[string]string{"c/prod.yaml": "$OTHER/secret.yaml"},
-			req: Request{Path: "c", Helm: Helm{ValuesFiles: []string{"prod.yaml"}}}, want: repofs.ErrOutside},
+			req:   Request{Path: "c", Helm: Helm{ValuesFiles: []string{"prod.yaml"}}}, want: repofs.ErrOutside},
 
 		// Symbolic links in plain YAML.
 		{name: "raw symlink to /etc", files: map[string]string{"app/cm.yaml": cm}, links: map[string]string{"app/passwd.yaml": "/etc/passwd"},

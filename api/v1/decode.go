@@ -115,7 +115,7 @@ func describeJSONError(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		line, col := 1, 1
-		for _, c := range data[:min(int(se.Offset), len(data))] {
+		for _, c := range data[:min(max(int(se.Offset)-1, 0), len(data))] { // Offset counts the bad byte
 			if c == '\n' {
 				line, col = line+1, 1
 			} else {

@@ -55,8 +55,8 @@ func (p *IntOrPercent) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes counts as numbers and percentages as strings.
 func (p IntOrPercent) MarshalJSON() ([]byte, error) {
-	if n, err := strconv.Atoi(string(p)); err == nil {
-		return []byte(strconv.Itoa(n)), nil
+	if n, err := strconv.Atoi(string(p)); err == nil && strconv.Itoa(n) == string(p) {
+		return []byte(string(p)), nil
 	}
 	return json.Marshal(string(p))
 }

@@ -45,7 +45,7 @@ func buildKustomize(f *repofs.FS, dir string, lim Limits) ([]*manifest.Source, e
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig()
 	k := krusty.MakeKustomizer(opts)
-	m, err := k.Run(&kfs{f: f}, "/"+strings.TrimPrefix(dir, "."))
+	m, err := k.Run(&kfs{f: f}, virtual(dir))
 	if err != nil {
 		return nil, fmt.Errorf("%s: kustomize: %w", dir, err)
 	}
@@ -303,7 +303,7 @@ func (k *kfs) Walk(p string, fn filepath.WalkFunc) error {
 	var walk func(rel string) error
 	walk = func(rel string) error {
 		st, err := k.f.Stat(rel)
-		abs := "/" + strings.TrimPrefix(rel, ".")
+		abs := virtual(rel)
 		if err != nil {
 			return fn(abs, nil, err)
 		}
@@ -328,6 +328,14 @@ func (k *kfs) Walk(p string, fn filepath.WalkFunc) error {
 		return nil
 	}
 	return walk(root)
+}
+
+// virtual maps a repository path to kustomize's view, rooted at "/".
+func virtual(rel string) string {
+	if rel == "." {
+		return "/"
+	}
+	return "/" + rel
 }
 
 // kfile is a file opened for reading through kfs.

@@ -230,7 +230,11 @@ func (r *Renderer) renderOne(ctx context.Context, req Request, b *build, c Clust
 			} else if len(b.refs) > 0 {
 				sub = substituter(c)
 			}
-			bun, err := convert(docs, lim, sub, req.Namespace)
+			ns := req.Namespace
+			if b.typ == TypeHelm && req.Helm.Namespace != "" {
+				ns = req.Helm.Namespace
+			}
+			bun, err := convert(docs, lim, sub, ns)
 			if err != nil {
 				return nil, fmt.Errorf("render: %s: %w", req.Path, err)
 			}

@@ -57,7 +57,7 @@ func checkURL(raw string, allowLocal bool) (endpoint, error) {
 		return refuse("transport helpers such as ext:: are not allowed")
 	}
 	if m := scpLike.FindStringSubmatch(raw); m != nil && !strings.Contains(raw, "://") {
-		if strings.HasPrefix(m[3], "-") {
+		if strings.HasPrefix(m[3], "-") || strings.HasPrefix(m[1], "-") {
 			return refuse("path begins with '-'")
 		}
 		return endpoint{scheme: "ssh", host: strings.Trim(m[2], "[]"), raw: raw}, nil
@@ -91,6 +91,9 @@ func checkURL(raw string, allowLocal bool) (endpoint, error) {
 		return refuse("no host")
 	}
 	if u.User != nil {
+		if strings.HasPrefix(u.User.Username(), "-") {
+			return refuse("user name begins with '-'")
+		}
 		if _, hasPassword := u.User.Password(); hasPassword {
 			return refuse("credentials in the URL; use a secret reference")
 		}

@@ -61,6 +61,7 @@ func TestURLPolicy(t *testing.T) {
 		{"fd::17", ok, ErrURLRefused, false},
 		{"file://-/x", ok, ErrURLRefused, false},
 		{"git@host:-oProxyCommand=x", ok, ErrURLRefused, false},
+		{"ssh://-oProxyCommand=x@host/repo.git", ok, ErrURLRefused, false},
 		{"https://user:pw@git.example.com/repo.git", ok, ErrURLRefused, false},
 		{"ftp://git.example.com/repo.git", ok, ErrURLRefused, false},
 		{"/srv/repo.git", ok, ErrURLRefused, false},

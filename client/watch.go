@@ -28,9 +28,9 @@ type WatchOptions struct {
 }
 
 // Watch streams events to fn, in sequence order, until ctx ends (it then returns ctx.Err()) or fn
-// returns an error (returned as is). When the connection breaks, Watch reconnects and resumes after
-// the last event fn received, so no event is lost or repeated. An API error (bad token, forbidden,
-// bad request) ends the watch with an *APIError.
+// returns an error (returned as is). When the connection breaks or the server answers with a 5xx,
+// Watch reconnects and resumes after the last event fn received, so no event is lost or repeated.
+// A 4xx answer (bad token, forbidden, bad request) ends the watch with its *APIError.
 func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(v1.Event) error) error {
 	delay := opts.RetryDelay
 	if delay <= 0 {
@@ -46,8 +46,8 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(v1.Event)
 		if errors.As(err, &fnErr) {
 			return fnErr.err
 		}
-		if _, ok := StatusOf(err); ok {
-			return err
+		if st, ok := StatusOf(err); ok && st.Code < 500 {
+			return err // a request the server will never accept: bad token, forbidden, bad query
 		}
 		// The stream broke or the server went away: resume after the last delivered event.
 		t := time.NewTimer(delay)

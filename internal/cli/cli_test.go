@@ -19,6 +19,14 @@ func TestServerPrintsAdminTokenOnceAndStopsCleanly(t *testing.T) {
 	mustContain(t, "server stderr", s.log.String(), "created the first admin token")
 	s.stop(t)
 	mustContain(t, "server stderr", s.log.String(), "flotilla server stopped")
+
+	// A restart on the same data keeps the tokens and creates no new one.
+	again := startServerIn(t, s.Dir)
+	if strings.Contains(again.log.String(), "created the first admin token") || !strings.Contains(again.log.String(), "already has API tokens") {
+		t.Errorf("the restarted server's stderr:\n%s", again.log)
+	}
+	c := newCLI(t)
+	mustContain(t, "whoami after restart", c.ok("--server", again.URL, "--token", s.Token, "whoami"), "token:admin")
 }
 
 func TestLoginWritesContextAndGlobalFlagsOverride(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,8 +47,26 @@ type cliServer struct {
 	Token string
 	Dir   string
 	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	log   *syncBuffer
 	exit  chan error
+}
+
+// syncBuffer is a buffer written by the log reader and read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 var listening = regexp.MustCompile(`msg="flotilla server listening" addr=(\S+)`)
@@ -56,7 +75,13 @@ var listening = regexp.MustCompile(`msg="flotilla server listening" addr=(\S+)`)
 // config file, the listen address by a flag, and the log level by the environment.
 func startServer(t *testing.T) *cliServer {
 	t.Helper()
-	dir := t.TempDir()
+	return startServerIn(t, t.TempDir())
+}
+
+// startServerIn starts a server whose data lives in dir; a second server in the same dir finds the
+// first one's store.
+func startServerIn(t *testing.T, dir string) *cliServer {
+	t.Helper()
 	tokenFile := filepath.Join(dir, "secrets", "admin.token")
 	config := filepath.Join(dir, "server.yaml")
 	writeFile(t, config, fmt.Sprintf("dataDir: %s\nadminTokenFile: %s\nlisten: 127.0.0.1:1\n", filepath.Join(dir, "data"), tokenFile))
@@ -66,7 +91,7 @@ func startServer(t *testing.T) *cliServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &cliServer{Dir: dir, cmd: cmd, log: &bytes.Buffer{}, exit: make(chan error, 1)}
+	s := &cliServer{Dir: dir, cmd: cmd, log: &syncBuffer{}, exit: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +115,9 @@ func startServer(t *testing.T) *cliServer {
 		s.URL = "http://" + a
 	case <-time.After(60 * time.Second):
 		t.Fatalf("server did not start; log:\n%s", s.log)
+	}
+	if strings.Contains(s.log.String(), "already has API tokens") {
+		return s
 	}
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {

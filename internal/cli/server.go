@@ -179,6 +179,8 @@ once to standard error (and to --admin-token-file when given).`,
 					}
 					cfg.Logger.Info("wrote the admin token", "file", cfg.AdminTokenFile)
 				}
+			} else if cfg.AdminTokenFile != "" {
+				cfg.Logger.Info("the store already has API tokens; no admin token was created or written", "file", cfg.AdminTokenFile)
 			}
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout})
 			if err != nil {

@@ -24,8 +24,11 @@ const (
 // readBody reads the request body up to the size limit (over it: a 413 error).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
 		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if err != nil {
+		return nil, badRequest("read request body: %v", err)
 	}
 	if len(data) == 0 {
 		return nil, badRequest("request body is empty")

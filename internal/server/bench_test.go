@@ -100,3 +100,29 @@ func seed(b testing.TB, e *env, n, shards int) {
 		}
 	}
 }
+
+// BenchmarkWatchLatency measures how long a change takes to reach a watcher: one create through
+// the API, then the wait until its event arrives on an open watch stream.
+func BenchmarkWatchLatency(b *testing.B) {
+	e := newEnv(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan v1.Event, 16)
+	go func() {
+		_ = e.viewer.Watch(ctx, client.WatchOptions{Kinds: []string{"clusters"}}, func(ev v1.Event) error {
+			events <- ev
+			return nil
+		})
+	}()
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("w%d", i)
+		if _, err := e.deploy.Create(ctx, cluster(name, nil)); err != nil {
+			b.Fatal(err)
+		}
+		for ev := range events {
+			if ev.Name == name {
+				break
+			}
+		}
+	}
+}

@@ -70,20 +70,24 @@ func (h *kindHandler) list(w http.ResponseWriter, r *http.Request, _ *auth.Princ
 		}
 		return fmt.Errorf("list %s: %w", h.info.Plural, err)
 	}
-	out := v1.List{APIVersion: v1.APIVersion, Kind: h.info.Kind + "List", Items: make([]json.RawMessage, 0, len(l.Items))}
+	out := wireList{APIVersion: v1.APIVersion, Kind: h.info.Kind + "List", Items: make([]wireObject, 0, len(l.Items))}
 	out.Metadata.Continue = l.Continue
 	if l.ResourceVersion > 0 {
 		out.Metadata.ResourceVersion = strconv.FormatInt(l.ResourceVersion, 10)
 	}
 	for _, o := range l.Items {
-		data, err := json.Marshal(fromStore(o))
-		if err != nil {
-			return fmt.Errorf("list %s: encode %s: %w", h.info.Plural, o.Name, err)
-		}
-		out.Items = append(out.Items, data)
+		out.Items = append(out.Items, fromStore(o))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// wireList is v1.List with its items held as wireObjects, so a list is encoded in one pass.
+type wireList struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Metadata   v1.ListMeta  `json:"metadata"`
+	Items      []wireObject `json:"items"`
 }
 
 func (h *kindHandler) create(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {

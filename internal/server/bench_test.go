@@ -71,6 +71,17 @@ func BenchmarkAPI(b *testing.B) {
 			}
 		}
 	})
+	b.Run("List1000of10000BySelector", func(b *testing.B) {
+		e := newEnv(b)
+		seed(b, e, 10000, 10)
+		b.ResetTimer()
+		for b.Loop() {
+			objs, err := e.viewer.ListAll(ctx, "clusters", client.ListOptions{LabelSelector: "shard=3", Limit: 1000})
+			if err != nil || len(objs) != 1000 {
+				b.Fatalf("list: %d items, %v", len(objs), err)
+			}
+		}
+	})
 	b.Run("Apply10", func(b *testing.B) {
 		e := newEnv(b)
 		b.ResetTimer()

@@ -16,14 +16,19 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"flotilla.dev/flotilla/devfleet/internal/fleet"
 )
 
+// userErr is where the program's own error messages go: the terminal's standard error, even
+// after captureStderr has sent file descriptor 2 to the log.
+var userErr io.Writer = os.Stderr
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "flotilla-devfleet:", err)
+		fmt.Fprintln(userErr, "flotilla-devfleet:", err)
 		os.Exit(1)
 	}
 }
@@ -68,6 +73,10 @@ func run(args []string) error {
 	}
 	defer logf.Close()
 	quietKlog(logf)
+	stderr, err := captureStderr(logf)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,12 +98,28 @@ func run(args []string) error {
 	select {
 	case <-stopped:
 	case <-time.After(20 * time.Second):
-		fmt.Fprintln(os.Stderr, "flotilla-devfleet: components did not stop within 20s; exiting anyway")
+		fmt.Fprintln(stderr, "flotilla-devfleet: components did not stop within 20s; exiting anyway")
 	}
 	// The fleet is throwaway: its etcd data goes with it; kubeconfigs and logs stay for inspection.
 	os.Remove(filepath.Join(*dir, "fleet.json"))
 	os.RemoveAll(filepath.Join(*dir, "etcd"))
 	return nil
+}
+
+// captureStderr points file descriptor 2 at w, so that what the components write to standard
+// error directly (etcd clients log there with their own logger) lands in the log file, and
+// returns a handle on the original standard error for the program's own messages.
+func captureStderr(w *os.File) (*os.File, error) {
+	fd, err := unix.Dup(2)
+	if err != nil {
+		return nil, fmt.Errorf("dup stderr: %w", err)
+	}
+	if err := unix.Dup3(int(w.Fd()), 2, 0); err != nil {
+		return nil, fmt.Errorf("redirect stderr: %w", err)
+	}
+	orig := os.NewFile(uintptr(fd), "/dev/stderr")
+	userErr = orig
+	return orig, nil
 }
 
 // quietKlog sends the Kubernetes components' logs to w instead of the terminal.

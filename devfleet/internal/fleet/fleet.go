@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -144,33 +145,36 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 	if err := writeKubeconfig(f.Kubeconfig, f.Clusters); err != nil {
 		return nil, err
 	}
+	// Each cluster goes on to its controllers as soon as its own API server is ready.
+	var g errgroup.Group
 	for _, c := range f.Clusters {
-		if err := waitAPIServer(ctx, c); err != nil {
-			return nil, err
-		}
+		g.Go(func() error {
+			if err := waitAPIServer(ctx, c); err != nil {
+				return err
+			}
+			progress("%s: API server ready", c.Name)
+			done, err := runControllerManager(ctx, c)
+			if err != nil {
+				return err
+			}
+			c.done = append(c.done, done)
+			if done, err = runScheduler(ctx, c); err != nil {
+				return err
+			}
+			c.done = append(c.done, done)
+			if err := runKWOK(ctx, c, stages, logw); err != nil {
+				return err
+			}
+			if err := waitWorkloadReady(ctx, c); err != nil {
+				return err
+			}
+			progress("%s: node Ready, default service account present", c.Name)
+			return nil
+		})
 	}
-	progress("%d API servers ready", len(f.Clusters))
-	for _, c := range f.Clusters {
-		done, err := runControllerManager(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		c.done = append(c.done, done)
-		if done, err = runScheduler(ctx, c); err != nil {
-			return nil, err
-		}
-		c.done = append(c.done, done)
-		if err := runKWOK(ctx, c, stages, logw); err != nil {
-			return nil, err
-		}
-		progress("%s: controller-manager, scheduler and KWOK started", c.Name)
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	for _, c := range f.Clusters {
-		if err := waitWorkloadReady(ctx, c); err != nil {
-			return nil, err
-		}
-	}
-	progress("nodes Ready and default service accounts present")
 	f.Ready = time.Since(began)
 	data, _ := json.MarshalIndent(f, "", "  ")
 	if err := writeFileAtomic(filepath.Join(dir, "fleet.json"), append(data, '\n')); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkKustomizeOverlay renders testdata/repo/kustomize/overlays/prod
@@ -39,6 +40,37 @@ func BenchmarkKubectlKustomize(b *testing.B) {
 			b.Fatalf("kubectl kustomize: %v\n%s", err, out)
 		}
 	}
+}
+
+// BenchmarkKustomizeVsKubectl alternates the in-process render and
+// `kubectl kustomize` on the same overlay in every iteration, so machine
+// load falls on both alike, and reports their ratio.
+func BenchmarkKustomizeVsKubectl(b *testing.B) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		b.Fatalf("kubectl is needed for the comparison: %v", err)
+	}
+	repo := testRepo(b)
+	req := Request{FS: repo.FS(), Path: "kustomize/overlays/prod", Namespace: "web", Vars: Vars{Cluster: prodEU}}
+	dir := filepath.Join("testdata", "repo", "kustomize", "overlays", "prod")
+	ctx := context.Background()
+	var inproc, external time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, err := Render(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		inproc += time.Since(start)
+		start = time.Now()
+		if out, err := exec.Command(kubectl, "kustomize", dir).Output(); err != nil {
+			b.Fatalf("kubectl kustomize: %v\n%s", err, out)
+		}
+		external += time.Since(start)
+	}
+	b.ReportMetric(float64(inproc.Nanoseconds())/float64(b.N), "inprocess-ns/op")
+	b.ReportMetric(float64(external.Nanoseconds())/float64(b.N), "kubectl-ns/op")
+	b.ReportMetric(float64(inproc)/float64(external), "ratio")
 }
 
 // BenchmarkHelmChart renders testdata/repo/helm/web (a small chart with a

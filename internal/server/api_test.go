@@ -13,7 +13,9 @@ import (
 	"flotilla.dev/flotilla/client"
 )
 
-func TestObjectLifecycle(t *testing.T) {
+func TestObjectLifecycle(t *testing.T) { onEveryBackend(t, testObjectLifecycle) }
+
+func testObjectLifecycle(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	created, err := e.deploy.Create(ctx, cluster("prod-eu-1", map[string]string{"env": "prod"}))
@@ -109,7 +111,9 @@ func TestEveryKindRoundTrips(t *testing.T) {
 	}
 }
 
-func TestListSelectorAndPages(t *testing.T) {
+func TestListSelectorAndPages(t *testing.T) { onEveryBackend(t, testListSelectorAndPages) }
+
+func testListSelectorAndPages(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	var objs []v1.Object
@@ -194,7 +198,9 @@ func TestApplyCreatesUpdatesAndKeepsUnchanged(t *testing.T) {
 	}
 }
 
-func TestAuditRecordsWhoWhatWhen(t *testing.T) {
+func TestAuditRecordsWhoWhatWhen(t *testing.T) { onEveryBackend(t, testAuditRecordsWhoWhatWhen) }
+
+func testAuditRecordsWhoWhatWhen(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	start := time.Now().Add(-time.Second)
@@ -252,7 +258,9 @@ func TestAuditRecordsWhoWhatWhen(t *testing.T) {
 	}
 }
 
-func TestTokens(t *testing.T) {
+func TestTokens(t *testing.T) { onEveryBackend(t, testTokens) }
+
+func testTokens(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	expires := e.clock.Now().Add(time.Hour)

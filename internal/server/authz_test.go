@@ -46,7 +46,9 @@ func isPublic(rt server.Route) bool {
 // TestAuthorizationMatrix sends every route as every role, without a token and with a bad one, and
 // checks each answer against the written policy: 403 exactly where the policy denies, 401 exactly
 // where a credential is needed but missing or bad, and a successful answer everywhere else.
-func TestAuthorizationMatrix(t *testing.T) {
+func TestAuthorizationMatrix(t *testing.T) { onEveryBackend(t, testAuthorizationMatrix) }
+
+func testAuthorizationMatrix(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	objs := fleet(t)

@@ -160,6 +160,10 @@ func TestNamesMustBeDNSLabels(t *testing.T) {
 }
 
 func TestApplyDuplicateAndOneBadWritesNothing(t *testing.T) {
+	onEveryBackend(t, testApplyDuplicateAndOneBadWritesNothing)
+}
+
+func testApplyDuplicateAndOneBadWritesNothing(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	objs := fleetList(t)
@@ -202,6 +206,10 @@ func TestOversizedBody(t *testing.T) {
 }
 
 func TestStaleResourceVersionConflicts(t *testing.T) {
+	onEveryBackend(t, testStaleResourceVersionConflicts)
+}
+
+func testStaleResourceVersionConflicts(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx := context.Background()
 	first, err := e.deploy.Create(ctx, cluster("a", nil))

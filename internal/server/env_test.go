@@ -16,6 +16,7 @@ import (
 	"flotilla.dev/flotilla/internal/server"
 	"flotilla.dev/flotilla/internal/store"
 	"flotilla.dev/flotilla/internal/store/open"
+	"flotilla.dev/flotilla/internal/store/postgres/pgtest"
 )
 
 // env is a real server on a real SQLite store in a temporary directory, served over loopback,
@@ -39,10 +40,32 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
+// envMaker builds an env; tests that run on every backend take one as their newEnv.
+type envMaker func(t testing.TB, tune ...func(*server.Options)) *env
+
+// newEnv builds an env on SQLite.
 func newEnv(t testing.TB, tune ...func(*server.Options)) *env {
 	t.Helper()
+	return newEnvOn(t, filepath.Join(t.TempDir(), "flotilla.db"), tune...)
+}
+
+// onEveryBackend runs f once on SQLite and once on a fresh PostgreSQL database (from
+// FLOTILLA_TEST_POSTGRES, see internal/store/postgres/pgtest).
+func onEveryBackend(t *testing.T, f func(t *testing.T, newEnv envMaker)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv) })
+	t.Run("postgres", func(t *testing.T) {
+		f(t, func(t testing.TB, tune ...func(*server.Options)) *env {
+			t.Helper()
+			return newEnvOn(t, pgtest.NewDatabase(t), tune...)
+		})
+	})
+}
+
+// newEnvOn builds an env on the store named by dsn.
+func newEnvOn(t testing.TB, dsn string, tune ...func(*server.Options)) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := open.Open(ctx, filepath.Join(t.TempDir(), "flotilla.db"))
+	st, err := open.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -68,6 +68,10 @@ func seqRange(from, to int64) []int64 {
 // TestWatchResumesWithoutGapsOrDuplicates breaks the stream while changes keep coming and checks
 // that the client sees every event exactly once, in order, after reconnecting.
 func TestWatchResumesWithoutGapsOrDuplicates(t *testing.T) {
+	onEveryBackend(t, testWatchResumesWithoutGapsOrDuplicates)
+}
+
+func testWatchResumesWithoutGapsOrDuplicates(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -134,6 +138,10 @@ func TestWatchResumesWithoutGapsOrDuplicates(t *testing.T) {
 }
 
 func TestWatchFiltersKindsAndStartsAfter(t *testing.T) {
+	onEveryBackend(t, testWatchFiltersKindsAndStartsAfter)
+}
+
+func testWatchFiltersKindsAndStartsAfter(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

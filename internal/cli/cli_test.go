@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"flotilla.dev/flotilla/internal/store/postgres/pgtest"
 )
 
 func TestServerPrintsAdminTokenOnceAndStopsCleanly(t *testing.T) {
@@ -204,6 +206,7 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion of 'ro' offers cluster:\n%s", ro)
 	}
 	c.fails("completion", "powershell")
+	mustContain(t, "get without a server", c.fails("get", "clusters"), "flotilla login")
 }
 
 func TestCompletionOfNamesFromServer(t *testing.T) {
@@ -216,4 +219,19 @@ func TestCompletionOfNamesFromServer(t *testing.T) {
 	if strings.Contains(out, "dev-1") {
 		t.Errorf("name completion of 'prod' offers dev-1:\n%s", out)
 	}
+}
+
+func TestServerOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startServerIn(t, t.TempDir(), "--db", dsn)
+	mustContain(t, "server log", s.log.String(), "store=\"postgres ")
+	c := newCLI(t)
+	c.ok("login", "--server", s.URL, "--token", s.Token)
+	mustContain(t, "apply", c.ok("apply", "-f", "testdata/fleet"), "service/web created")
+	mustContain(t, "get", c.ok("get", "clusters", "-l", "region=eu"), "prod-eu-1")
+	mustContain(t, "all or nothing", c.fails("apply", "-f", "testdata/bad/ten.yaml"), "nothing was written")
+	if out := c.ok("get", "clusters"); strings.Contains(out, "c0") {
+		t.Errorf("a failed apply wrote to PostgreSQL:\n%s", out)
+	}
+	mustContain(t, "audit", c.ok("audit", "--kind", "service"), "Created", "web", "token:admin")
 }

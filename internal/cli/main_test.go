@@ -80,12 +80,12 @@ func startServer(t *testing.T) *cliServer {
 
 // startServerIn starts a server whose data lives in dir; a second server in the same dir finds the
 // first one's store.
-func startServerIn(t *testing.T, dir string) *cliServer {
+func startServerIn(t *testing.T, dir string, args ...string) *cliServer {
 	t.Helper()
 	tokenFile := filepath.Join(dir, "secrets", "admin.token")
 	config := filepath.Join(dir, "server.yaml")
 	writeFile(t, config, fmt.Sprintf("dataDir: %s\nadminTokenFile: %s\nlisten: 127.0.0.1:1\n", filepath.Join(dir, "data"), tokenFile))
-	cmd := exec.Command(binary, "server", "--config", config, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"server", "--config", config, "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "FLOTILLA_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -71,8 +71,9 @@ func (b *syncBuffer) String() string {
 
 var listening = regexp.MustCompile(`msg="flotilla server listening" addr=(\S+)`)
 
-// startServer runs `flotilla server` with its data directory and admin token file set by a
-// config file, the listen address by a flag, and the log level by the environment.
+// startServer runs `flotilla server` with its data directory set by a config file, the listen
+// address by a flag that overrides the file's, the admin token file by a flag, and the log level by
+// the environment, which overrides the file's.
 func startServer(t *testing.T) *cliServer {
 	t.Helper()
 	return startServerIn(t, t.TempDir())
@@ -84,8 +85,8 @@ func startServerIn(t *testing.T, dir string, args ...string) *cliServer {
 	t.Helper()
 	tokenFile := filepath.Join(dir, "secrets", "admin.token")
 	config := filepath.Join(dir, "server.yaml")
-	writeFile(t, config, fmt.Sprintf("dataDir: %s\nadminTokenFile: %s\nlisten: 127.0.0.1:1\n", filepath.Join(dir, "data"), tokenFile))
-	cmd := exec.Command(binary, append([]string{"server", "--config", config, "--listen", "127.0.0.1:0"}, args...)...)
+	writeFile(t, config, fmt.Sprintf("dataDir: %s\nlisten: 127.0.0.1:1\nlogLevel: error\n", filepath.Join(dir, "data")))
+	cmd := exec.Command(binary, append([]string{"server", "--config", config, "--listen", "127.0.0.1:0", "--admin-token-file", tokenFile}, args...)...)
 	cmd.Env = append(os.Environ(), "FLOTILLA_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

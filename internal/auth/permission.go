@@ -142,6 +142,7 @@ type ForbiddenError struct {
 	Permission Permission
 }
 
+// Error says who may not do what: "token:ci may not delete services".
 func (e *ForbiddenError) Error() string {
 	return fmt.Sprintf("%s may not %s %s", e.Principal, e.Permission.Verb, e.Permission.Resource)
 }

@@ -249,7 +249,9 @@ func TestUnknownObjectIsNotFound(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	_, err := e.viewer.Get(ctx, "service", "nope")
-	wantStatus(t, err, 404, v1.ReasonNotFound)
+	if st := wantStatus(t, err, 404, v1.ReasonNotFound); st.Message != `Service "nope" not found` {
+		t.Errorf("404 message = %q, want it to name the kind and the object", st.Message)
+	}
 	_, err = e.deploy.Delete(ctx, "service", "nope", client.DeleteOptions{})
 	wantStatus(t, err, 404, v1.ReasonNotFound)
 	_, err = e.deploy.Patch(ctx, "service", "nope", []byte(`{}`))

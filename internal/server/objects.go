@@ -33,6 +33,15 @@ func (h *kindHandler) checkIdentity(obj v1.Object, name string) error {
 	return nil
 }
 
+// storeErr words a store error about the object name for people: a missing object becomes
+// `Cluster "x" not found`; other errors pass unchanged to the error mapping.
+func (h *kindHandler) storeErr(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("%s %q not found", h.info.Kind, name)
+	}
+	return err
+}
+
 // prepare defaults and validates obj and converts it for the store. System-owned metadata a client
 // sent (uid, generation, timestamps) is ignored.
 func prepare(obj v1.Object) (*store.Object, error) {
@@ -114,7 +123,7 @@ func (h *kindHandler) create(w http.ResponseWriter, r *http.Request, p *auth.Pri
 func (h *kindHandler) get(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
 	o, err := h.s.store.Get(r.Context(), h.info.Kind, r.PathValue("name"))
 	if err != nil {
-		return err
+		return h.storeErr(err, r.PathValue("name"))
 	}
 	writeJSON(w, http.StatusOK, fromStore(o))
 	return nil
@@ -146,7 +155,7 @@ func (h *kindHandler) update(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 	updated, err := h.s.store.Update(r.Context(), so, p.Actor())
 	if err != nil {
-		return err
+		return h.storeErr(err, so.Name)
 	}
 	writeJSON(w, http.StatusOK, fromStore(updated))
 	return nil
@@ -170,7 +179,7 @@ func (h *kindHandler) updateStatus(w http.ResponseWriter, r *http.Request, p *au
 	}
 	updated, err := h.s.store.UpdateStatus(r.Context(), so, p.Actor())
 	if err != nil {
-		return err
+		return h.storeErr(err, so.Name)
 	}
 	writeJSON(w, http.StatusOK, fromStore(updated))
 	return nil
@@ -203,7 +212,7 @@ func (h *kindHandler) patch(w http.ResponseWriter, r *http.Request, p *auth.Prin
 			continue
 		}
 		if err != nil {
-			return err
+			return h.storeErr(err, name)
 		}
 		writeJSON(w, http.StatusOK, fromStore(updated))
 		return nil
@@ -264,7 +273,7 @@ func (h *kindHandler) delete(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 	o, err := h.s.store.Delete(r.Context(), h.info.Kind, r.PathValue("name"), rv, p.Actor())
 	if err != nil {
-		return err
+		return h.storeErr(err, r.PathValue("name"))
 	}
 	writeJSON(w, http.StatusOK, fromStore(o))
 	return nil

@@ -320,3 +320,65 @@ func testTokens(t *testing.T, newEnv envMaker) {
 	err = e.admin.DeleteToken(ctx, tok.ID)
 	wantStatus(t, err, 404, v1.ReasonNotFound)
 }
+
+func TestConcurrentUpdates(t *testing.T) { onEveryBackend(t, testConcurrentUpdates) }
+
+// testConcurrentUpdates sends many updates based on the same version at once: exactly one wins and
+// every other gets a conflict. Then merge patches without a version, each adding its own label,
+// all land: a patch that loses a race is retried on the new version.
+func testConcurrentUpdates(t *testing.T, newEnv envMaker) {
+	e := newEnv(t)
+	ctx := context.Background()
+	base, err := e.deploy.Create(ctx, cluster("hot", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 20
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			c := cluster("hot", map[string]string{"writer": fmt.Sprint(i)})
+			c.Metadata.ResourceVersion = base.GetMetadata().ResourceVersion
+			_, err := e.deploy.Update(ctx, c)
+			errs <- err
+		}()
+	}
+	won, conflicts := 0, 0
+	for range writers {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case client.IsConflict(err):
+			conflicts++
+		default:
+			t.Errorf("update: %v", err)
+		}
+	}
+	if won != 1 || conflicts != writers-1 {
+		t.Errorf("%d updates won and %d conflicted, want 1 and %d", won, conflicts, writers-1)
+	}
+
+	// Each patch can lose at most once to every other patch, so with as many patches as the
+	// server's retries, every one lands.
+	const patches = 6
+	for i := range patches {
+		go func() {
+			_, err := e.deploy.Patch(ctx, "cluster", "hot", fmt.Appendf(nil, `{"metadata":{"labels":{"p%d":"x"}}}`, i))
+			errs <- err
+		}()
+	}
+	for range patches {
+		if err := <-errs; err != nil {
+			t.Errorf("patch: %v", err)
+		}
+	}
+	got, err := e.viewer.Get(ctx, "cluster", "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range patches {
+		if got.GetMetadata().Labels[fmt.Sprintf("p%d", i)] != "x" {
+			t.Errorf("label p%d lost; labels = %v", i, got.GetMetadata().Labels)
+		}
+	}
+}

@@ -51,13 +51,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.Store, error
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
-	b := &backend{pool: pool}
+	b := &backend{pool: pool, writes: make(chan *writeReq), stopped: make(chan struct{}),
+		batcherDone: make(chan struct{})}
+	go b.batcher(b.stopped)
 	ms, err := sqlstore.LoadMigrations(migrationFiles, "migrations")
 	if err == nil {
 		err = sqlstore.Migrate(ctx, b.migrateTx, ms)
 	}
 	if err != nil {
-		pool.Close()
+		_ = b.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	s := sqlstore.New(b, opts.Store)
@@ -83,28 +85,28 @@ type backend struct {
 	stopListen context.CancelFunc
 	listenDone chan struct{}
 	closeOnce  sync.Once
+
+	writes      chan *writeReq
+	stopped     chan struct{} // closed when Close begins
+	batcherDone chan struct{}
 }
 
 var _ sqlstore.Backend = (*backend)(nil)
 
-func (b *backend) Write(ctx context.Context, fn func(q sqlstore.Querier) error) error {
-	return b.runTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
-}
-
-func (b *backend) Read(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+func (b *backend) Read(ctx context.Context, fn func(ctx context.Context, q sqlstore.Querier) error) error {
 	return b.runTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
 }
 
-func (b *backend) migrateTx(ctx context.Context, fn func(q sqlstore.Querier) error) error {
-	return b.runTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(q sqlstore.Querier) error {
+func (b *backend) migrateTx(ctx context.Context, fn func(ctx context.Context, q sqlstore.Querier) error) error {
+	return b.runTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, q sqlstore.Querier) error {
 		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockID)); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
-		return fn(q)
+		return fn(ctx, q)
 	})
 }
 
-func (b *backend) runTx(ctx context.Context, opts pgx.TxOptions, fn func(q sqlstore.Querier) error) (err error) {
+func (b *backend) runTx(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, q sqlstore.Querier) error) (err error) {
 	tx, err := b.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -118,7 +120,7 @@ func (b *backend) runTx(ctx context.Context, opts pgx.TxOptions, fn func(q sqlst
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if err = fn(querier{tx}); err != nil {
+	if err = fn(ctx, querier{tx}); err != nil {
 		return err
 	}
 	if err = tx.Commit(ctx); err != nil {
@@ -145,6 +147,8 @@ func (b *backend) Ping(ctx context.Context) error {
 
 func (b *backend) Close() error {
 	b.closeOnce.Do(func() {
+		close(b.stopped)
+		<-b.batcherDone
 		if b.stopListen != nil {
 			b.stopListen()
 			<-b.listenDone

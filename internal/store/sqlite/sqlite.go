@@ -90,15 +90,15 @@ type backend struct {
 
 var _ sqlstore.Backend = (*backend)(nil)
 
-func (b *backend) Write(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+func (b *backend) Write(ctx context.Context, fn func(ctx context.Context, q sqlstore.Querier) error) error {
 	return runTx(ctx, b.w, nil, fn)
 }
 
-func (b *backend) Read(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+func (b *backend) Read(ctx context.Context, fn func(ctx context.Context, q sqlstore.Querier) error) error {
 	return runTx(ctx, b.r, nil, fn)
 }
 
-func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q sqlstore.Querier) error) (err error) {
+func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(ctx context.Context, q sqlstore.Querier) error) (err error) {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -112,7 +112,7 @@ func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q sqlst
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(querier{tx}); err != nil {
+	if err = fn(ctx, querier{tx}); err != nil {
 		return err
 	}
 	if err = tx.Commit(); err != nil {

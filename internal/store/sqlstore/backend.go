@@ -14,6 +14,32 @@ type Querier interface {
 	QueryRow(ctx context.Context, query string, args ...any) Row
 }
 
+// Stmt is one statement with its arguments.
+type Stmt struct {
+	SQL  string
+	Args []any
+}
+
+// Pipeliner is implemented by queriers that can send several statements in
+// one round trip; they stop at the first failing statement and return its
+// error.
+type Pipeliner interface {
+	ExecAll(ctx context.Context, stmts []Stmt) error
+}
+
+// execAll runs stmts in order, in one round trip where q can pipeline.
+func execAll(ctx context.Context, q Querier, stmts ...Stmt) error {
+	if p, ok := q.(Pipeliner); ok {
+		return p.ExecAll(ctx, stmts)
+	}
+	for _, st := range stmts {
+		if _, err := q.Exec(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Rows is the cursor Query returns.
 type Rows interface {
 	Next() bool
@@ -31,9 +57,9 @@ type Row interface {
 type Backend interface {
 	// Write runs fn in a transaction that no other write overlaps once it
 	// has taken the sequence row, and commits if fn returns nil.
-	Write(ctx context.Context, fn func(q Querier) error) error
+	Write(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	// Read runs fn in a read-only transaction on one snapshot.
-	Read(ctx context.Context, fn func(q Querier) error) error
+	Read(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	// Querier runs single statements outside a transaction.
 	Querier() Querier
 	// IsUniqueViolation reports whether err is a unique-key violation.

@@ -26,22 +26,19 @@ type eventObject struct {
 	Status          json.RawMessage   `json:"status,omitempty"`
 }
 
-func insertEvent(ctx context.Context, q Querier, nanos int64, ev store.Event) error {
+// eventStmt returns the statement that appends ev to the log.
+func eventStmt(nanos int64, ev store.Event) (Stmt, error) {
 	o := ev.Object
 	data, err := json.Marshal(eventObject{UID: o.UID, Labels: o.Labels, Annotations: o.Annotations,
 		ResourceVersion: o.ResourceVersion, Generation: o.Generation, CreatedAt: o.CreatedAt.UnixNano(),
 		UpdatedAt: o.UpdatedAt.UnixNano(), Spec: o.Spec, Status: o.Status})
 	if err != nil {
-		return fmt.Errorf("encode event %d: %w", ev.Seq, err)
+		return Stmt{}, fmt.Errorf("encode event %d: %w", ev.Seq, err)
 	}
-	_, err = q.Exec(ctx, `INSERT INTO events (seq, time, type, kind, name, actor_kind, actor_name, object,
+	return Stmt{`INSERT INTO events (seq, time, type, kind, name, actor_kind, actor_name, object,
 		digest_before, digest_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		ev.Seq, nanos, string(ev.Type), ev.Kind, ev.Name, ev.Actor.Kind, ev.Actor.Name, string(data),
-		ev.DigestBefore, ev.DigestAfter)
-	if err != nil {
-		return fmt.Errorf("record event %d: %w", ev.Seq, err)
-	}
-	return nil
+		[]any{ev.Seq, nanos, string(ev.Type), ev.Kind, ev.Name, ev.Actor.Kind, ev.Actor.Name, string(data),
+			ev.DigestBefore, ev.DigestAfter}}, nil
 }
 
 // Events implements store.Store.

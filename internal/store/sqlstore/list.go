@@ -30,7 +30,7 @@ func (s *Store) List(ctx context.Context, kind string, opts store.ListOptions) (
 	}
 	where, args, exact := selectorSQL(opts.Selector)
 	out := &store.ObjectList{}
-	err := s.b.Read(ctx, func(q Querier) error {
+	err := s.b.Read(ctx, func(ctx context.Context, q Querier) error {
 		out.Items = nil
 		if err := q.QueryRow(ctx, `SELECT value FROM flotilla_seq WHERE id = 1`).Scan(&out.ResourceVersion); err != nil {
 			return fmt.Errorf("read sequence: %w", err)
@@ -140,11 +140,15 @@ func selectorSQL(sel labels.Selector) (where string, args []any, exact bool) {
 			exact = false
 			continue
 		}
-		b.WriteString(" AND ")
+		// A subquery that does not depend on the outer row is evaluated
+		// once, through the (kind, key, value) index, and probed per row;
+		// a correlated EXISTS leaves SQLite free to pick a plan that scans
+		// the labels of the kind for every object.
+		b.WriteString(" AND o.name ")
 		if not {
 			b.WriteString("NOT ")
 		}
-		b.WriteString("EXISTS (SELECT 1 FROM object_labels l WHERE l.kind = o.kind AND l.name = o.name AND l.key = ")
+		b.WriteString("IN (SELECT l.name FROM object_labels l WHERE l.kind = $1 AND l.key = ")
 		b.WriteString(param(r.Key()))
 		if len(values) > 0 {
 			slices.Sort(values)

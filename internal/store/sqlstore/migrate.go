@@ -53,9 +53,9 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 // execute fn in one transaction that excludes other migrators (the backend
 // decides how) and commit it if fn succeeds; each migration runs in its own
 // call, so a failure keeps the ones before it.
-func Migrate(ctx context.Context, run func(ctx context.Context, fn func(q Querier) error) error, ms []Migration) error {
+func Migrate(ctx context.Context, run func(ctx context.Context, fn func(ctx context.Context, q Querier) error) error, ms []Migration) error {
 	for _, m := range ms {
-		err := run(ctx, func(q Querier) error {
+		err := run(ctx, func(ctx context.Context, q Querier) error {
 			if _, err := q.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func (s *Store) Create(ctx context.Context, obj *store.Object, by store.Actor) (
 		return nil, fmt.Errorf("create %s %s: resourceVersion must not be set: %w", obj.Kind, obj.Name, store.ErrInvalid)
 	}
 	var out *store.Object
-	err := s.write(ctx, func(q Querier) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		seq, err := nextSeq(ctx, q)
 		if err != nil {
 			return err
@@ -47,21 +47,21 @@ func (s *Store) insert(ctx context.Context, q Querier, obj *store.Object, seq in
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}
-	_, err = q.Exec(ctx, `INSERT INTO objects (`+objectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		o.Kind, o.Name, o.UID, encodeMap(o.Labels), encodeMap(o.Annotations), seq, o.Generation, nanos, nanos,
-		string(o.Spec), string(o.Status))
+	ev := store.Event{Seq: seq, Time: now, Type: store.Created, Kind: o.Kind, Name: o.Name, Actor: by,
+		Object: o, DigestAfter: digest}
+	evStmt, err := eventStmt(nanos, ev)
 	if err != nil {
+		return nil, err
+	}
+	stmts := []Stmt{{`INSERT INTO objects (` + objectColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		[]any{o.Kind, o.Name, o.UID, encodeMap(o.Labels), encodeMap(o.Annotations), seq, o.Generation, nanos, nanos,
+			string(o.Spec), string(o.Status)}}}
+	stmts = append(stmts, labelStmts(o.Kind, o.Name, o.Labels)...)
+	stmts = append(stmts, evStmt)
+	if err := execAll(ctx, q, stmts...); err != nil {
 		if s.b.IsUniqueViolation(err) {
 			return nil, store.ErrAlreadyExists
 		}
-		return nil, err
-	}
-	if err := insertLabels(ctx, q, o.Kind, o.Name, o.Labels); err != nil {
-		return nil, err
-	}
-	ev := store.Event{Seq: seq, Time: now, Type: store.Created, Kind: o.Kind, Name: o.Name, Actor: by,
-		Object: o, DigestAfter: digest}
-	if err := insertEvent(ctx, q, nanos, ev); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -94,7 +94,7 @@ func (s *Store) Update(ctx context.Context, obj *store.Object, by store.Actor) (
 		return nil, fmt.Errorf("update %s %s: %w", obj.Kind, obj.Name, err)
 	}
 	var out *store.Object
-	err := s.write(ctx, func(q Querier) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		seq, err := nextSeq(ctx, q)
 		if err != nil {
 			return err
@@ -139,26 +139,22 @@ func (s *Store) replace(ctx context.Context, q Querier, cur, obj *store.Object, 
 	o.Generation++
 	o.ResourceVersion = seq
 	o.UpdatedAt = now
-	n, err := q.Exec(ctx, `UPDATE objects SET labels = $3, annotations = $4, spec = $5, resource_version = $6,
+	// The caller holds the sequence lock and read cur under it, so the row
+	// is there and unchanged.
+	stmts := []Stmt{{`UPDATE objects SET labels = $3, annotations = $4, spec = $5, resource_version = $6,
 		generation = $7, updated_at = $8 WHERE kind = $1 AND name = $2`,
-		o.Kind, o.Name, encodeMap(o.Labels), encodeMap(o.Annotations), string(o.Spec), seq, o.Generation, nanos)
-	if err != nil {
-		return nil, err
-	}
-	if n != 1 {
-		return nil, fmt.Errorf("updated %d rows, want 1", n)
-	}
+		[]any{o.Kind, o.Name, encodeMap(o.Labels), encodeMap(o.Annotations), string(o.Spec), seq, o.Generation, nanos}}}
 	if !maps.Equal(cur.Labels, o.Labels) {
-		if _, err := q.Exec(ctx, `DELETE FROM object_labels WHERE kind = $1 AND name = $2`, o.Kind, o.Name); err != nil {
-			return nil, err
-		}
-		if err := insertLabels(ctx, q, o.Kind, o.Name, o.Labels); err != nil {
-			return nil, err
-		}
+		stmts = append(stmts, Stmt{`DELETE FROM object_labels WHERE kind = $1 AND name = $2`, []any{o.Kind, o.Name}})
+		stmts = append(stmts, labelStmts(o.Kind, o.Name, o.Labels)...)
 	}
 	ev := store.Event{Seq: seq, Time: now, Type: store.Updated, Kind: o.Kind, Name: o.Name, Actor: by,
 		Object: o, DigestBefore: before, DigestAfter: after}
-	if err := insertEvent(ctx, q, nanos, ev); err != nil {
+	evStmt, err := eventStmt(nanos, ev)
+	if err != nil {
+		return nil, err
+	}
+	if err := execAll(ctx, q, append(stmts, evStmt)...); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -170,7 +166,7 @@ func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Ac
 		return nil, fmt.Errorf("update status of %s %s: %w", obj.Kind, obj.Name, err)
 	}
 	var out *store.Object
-	err := s.write(ctx, func(q Querier) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		seq, err := nextSeq(ctx, q)
 		if err != nil {
 			return err
@@ -197,13 +193,14 @@ func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Ac
 		o.Status = bytes.Clone(obj.Status)
 		o.ResourceVersion = seq
 		o.UpdatedAt = t
-		if _, err := q.Exec(ctx, `UPDATE objects SET status = $3, resource_version = $4, updated_at = $5
-			WHERE kind = $1 AND name = $2`, o.Kind, o.Name, string(o.Status), seq, nanos); err != nil {
-			return err
-		}
 		ev := store.Event{Seq: seq, Time: t, Type: store.StatusUpdated, Kind: o.Kind, Name: o.Name, Actor: by,
 			Object: o, DigestBefore: digest, DigestAfter: digest}
-		if err := insertEvent(ctx, q, nanos, ev); err != nil {
+		evStmt, err := eventStmt(nanos, ev)
+		if err != nil {
+			return err
+		}
+		if err := execAll(ctx, q, Stmt{`UPDATE objects SET status = $3, resource_version = $4, updated_at = $5
+			WHERE kind = $1 AND name = $2`, []any{o.Kind, o.Name, string(o.Status), seq, nanos}}, evStmt); err != nil {
 			return err
 		}
 		out = o
@@ -221,7 +218,7 @@ func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Ac
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, kind, name string, resourceVersion int64, by store.Actor) (*store.Object, error) {
 	var out *store.Object
-	err := s.write(ctx, func(q Querier) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		seq, err := nextSeq(ctx, q)
 		if err != nil {
 			return err
@@ -237,16 +234,17 @@ func (s *Store) Delete(ctx context.Context, kind, name string, resourceVersion i
 		if err != nil {
 			return err
 		}
-		if _, err := q.Exec(ctx, `DELETE FROM objects WHERE kind = $1 AND name = $2`, kind, name); err != nil {
-			return err
-		}
-		if _, err := q.Exec(ctx, `DELETE FROM object_labels WHERE kind = $1 AND name = $2`, kind, name); err != nil {
-			return err
-		}
 		nanos, now := s.now()
 		ev := store.Event{Seq: seq, Time: now, Type: store.Deleted, Kind: kind, Name: name, Actor: by,
 			Object: cur, DigestBefore: digest}
-		if err := insertEvent(ctx, q, nanos, ev); err != nil {
+		evStmt, err := eventStmt(nanos, ev)
+		if err != nil {
+			return err
+		}
+		if err := execAll(ctx, q,
+			Stmt{`DELETE FROM objects WHERE kind = $1 AND name = $2`, []any{kind, name}},
+			Stmt{`DELETE FROM object_labels WHERE kind = $1 AND name = $2`, []any{kind, name}},
+			evStmt); err != nil {
 			return err
 		}
 		out = cur
@@ -272,7 +270,7 @@ func (s *Store) Apply(ctx context.Context, objs []*store.Object, by store.Actor)
 		seen[k] = i
 	}
 	var results []store.ApplyResult
-	err := s.write(ctx, func(q Querier) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		results = make([]store.ApplyResult, 0, len(objs))
 		var last int64
 		if err := q.QueryRow(ctx, `UPDATE flotilla_seq SET value = value WHERE id = 1 RETURNING value`).Scan(&last); err != nil {
@@ -351,7 +349,8 @@ func checkObject(o *store.Object) error {
 	return nil
 }
 
-func insertLabels(ctx context.Context, q Querier, kind, name string, labels map[string]string) error {
+// labelStmts returns the statement that indexes an object's labels, if any.
+func labelStmts(kind, name string, labels map[string]string) []Stmt {
 	if len(labels) == 0 {
 		return nil
 	}
@@ -365,8 +364,7 @@ func insertLabels(ctx context.Context, q Querier, kind, name string, labels map[
 		fmt.Fprintf(&b, "($1, $2, $%d, $%d)", len(args)+1, len(args)+2)
 		args = append(args, k, labels[k])
 	}
-	_, err := q.Exec(ctx, b.String(), args...)
-	return err
+	return []Stmt{{b.String(), args}}
 }
 
 type rowScanner interface{ Scan(dest ...any) error }

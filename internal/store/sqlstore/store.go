@@ -58,7 +58,7 @@ func (s *Store) Close() error {
 var errNoChange = errors.New("no change")
 
 // write runs fn in a write transaction and wakes waiters after a commit.
-func (s *Store) write(ctx context.Context, fn func(q Querier) error) error {
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, q Querier) error) error {
 	err := s.b.Write(ctx, fn)
 	if err == nil {
 		s.wake.broadcast()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/server"
 )
 
@@ -179,4 +181,42 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestCustomRoleIsCheckedPerKind gives a token a role beyond the built-in ones, allowed to watch
+// and apply services only, and checks that multi-kind routes check every kind the request names.
+func TestCustomRoleIsCheckedPerKind(t *testing.T) {
+	var plurals []string
+	for _, k := range v1.Kinds() {
+		plurals = append(plurals, k.Plural)
+	}
+	roles := auth.DefaultRoles(plurals)
+	roles["service-owner"] = auth.Role{Name: "service-owner", Permissions: []auth.Permission{
+		{Verb: auth.VerbWatch, Resource: "services"}, {Verb: auth.VerbApply, Resource: "services"}, {Verb: auth.VerbGet, Resource: "services"},
+	}}
+	e := newEnv(t, func(o *server.Options) { o.Roles = roles })
+	ctx := context.Background()
+	tok, err := e.admin.CreateToken(ctx, v1.TokenRequest{Name: "owner", Role: "service-owner"})
+	if err != nil {
+		t.Fatalf("create a token with a custom role: %v", err)
+	}
+	owner := e.client(tok.Secret)
+	objs := fleet(t)
+	if _, err := owner.Apply(ctx, []v1.Object{objs[v1.KindService]}); err != nil {
+		t.Errorf("apply of a service: %v", err)
+	}
+	_, err = owner.Apply(ctx, []v1.Object{objs[v1.KindService], objs[v1.KindCluster], objs[v1.KindSource]})
+	st := wantStatus(t, err, 403, v1.ReasonForbidden)
+	if !strings.Contains(st.Message, "clusters, sources") {
+		t.Errorf("403 message %q should list every kind denied", st.Message)
+	}
+	if code := e.status("GET", "/api/v1/watch?kinds=services&after=999999", tok.Secret, "", nil); code != 200 {
+		t.Errorf("watch of services: %d, want 200", code)
+	}
+	if code := e.status("GET", "/api/v1/watch?after=999999", tok.Secret, "", nil); code != 403 {
+		t.Errorf("watch of every kind: %d, want 403", code)
+	}
+	if _, err := owner.List(ctx, "services", client.ListOptions{}); !client.IsForbidden(err) {
+		t.Errorf("list of services without the list permission = %v, want 403", err)
+	}
 }

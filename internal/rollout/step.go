@@ -153,6 +153,9 @@ func (m *machine) apply(ev Event) {
 		m.rollback(v1.RolloutRolledBack, "rolled back by a person", e.To, true)
 	case Superseded:
 		m.stopAnalysis()
+		if s.Active {
+			m.closeGate(v1.GateFailed, "stopped: superseded by release "+e.By)
+		}
 		m.restoreTraffic()
 		s.SupersededBy = e.By
 		m.finish(v1.RolloutSuperseded, "superseded by release "+e.By)
@@ -241,7 +244,7 @@ func (m *machine) deadlines() {
 func (m *machine) budget(w *PlannedWave) {
 	p := m.s.Progress
 	if p.Failed-p.Accepted > w.MaxFailures {
-		m.fail(HaltBudget, fmt.Sprintf("wave %s: %d clusters failed, budget %d", w.Name, p.Failed-p.Accepted, w.MaxFailures))
+		m.fail(HaltBudget, fmt.Sprintf("wave %s: %d failed, budget %d", w.Name, p.Failed-p.Accepted, w.MaxFailures))
 	}
 }
 
@@ -317,6 +320,8 @@ func (m *machine) windowOpen() bool {
 	if s.WaitUntil.IsZero() || !m.now.Before(s.WaitUntil) {
 		if s.WaitUntil.IsZero() {
 			m.record(GateWindow, v1.GateRunning, block)
+		} else {
+			s.Gates[len(s.Gates)-1].Message = block
 		}
 		s.WaitUntil = nextOpening(ws, m.now)
 		m.timer(s.WaitUntil)
@@ -431,7 +436,7 @@ func (m *machine) closeGate(phase v1.GatePhase, msg string) {
 		t := m.now
 		r.Phase, r.FinishedAt = phase, &t
 		if msg != "" {
-			if r.Message != "" && r.Type != GateApproval {
+			if r.Message != "" && r.Type == GateBake {
 				msg = r.Message + "; " + msg
 			}
 			r.Message = msg
@@ -630,10 +635,7 @@ func (m *machine) halt(kind, reason string) {
 
 func (m *machine) resume() {
 	s := m.s
-	shift := m.now.Sub(s.PausedAt)
-	if s.Halt == HaltBudget {
-		m.retryFailed()
-	}
+	shift, halt := m.now.Sub(s.PausedAt), s.Halt
 	s.Paused, s.Halt, s.PausedAt, s.Message = false, "", time.Time{}, ""
 	if shift > 0 && s.Wave >= 0 {
 		// Time paused does not count against deadlines, bakes or holds.
@@ -659,6 +661,9 @@ func (m *machine) resume() {
 			s.HoldUntil = s.HoldUntil.Add(shift)
 			m.timer(s.HoldUntil)
 		}
+	}
+	if halt == HaltBudget {
+		m.retryFailed()
 	}
 	m.emit(Notify{Message: "rollout resumed"})
 }
@@ -765,7 +770,7 @@ func (m *machine) finish(phase v1.RolloutPhase, reason string) {
 			c.Phase = v1.ClusterRolloutSkipped
 		}
 	}
-	m.emit(Notify{Message: fmt.Sprintf("rollout of %s %s: %s", s.Release, strings.ToLower(string(phase)), reason)})
+	m.emit(Notify{Message: fmt.Sprintf("rollout of %s ended %s: %s", s.Release, phase, reason)})
 }
 
 // settle derives the rollout phase from the position.

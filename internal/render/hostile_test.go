@@ -144,8 +144,8 @@ func TestHostileInput(t *testing.T) {
 			req: Request{Path: "app", Limits: Limits{MaxFiles: 20}}, want: repofs.ErrTooManyFiles},
 		{name: "render timeout", files: map[string]string{
 			"c/Chart.yaml":          chartYAML,
-			"c/templates/slow.yaml": "{{- range $i := until 50000000 }}{{- end }}\n" + cm,
-		}, req: Request{Path: "c", Limits: Limits{Timeout: 100 * time.Millisecond}}, want: ErrTimeout},
+			"c/templates/slow.yaml": "{{- range until 2000 }}{{- range until 2000 }}{{- end }}{{- end }}\n" + cm,
+		}, req: Request{Path: "c", Limits: Limits{Timeout: 50 * time.Millisecond}}, want: ErrTimeout},
 		{name: "nothing to apply", files: map[string]string{"app/README.md": "no manifests"},
 			req: Request{Path: "app"}, want: ErrEmpty},
 		{name: "unknown substitution", files: map[string]string{"app/cm.yaml": cm + "data: {x: \"${cluster.secret}\"}\n"},

@@ -102,7 +102,8 @@ type Limits struct {
 	MaxBytes int64
 	// MaxDepth is the deepest nesting allowed in a manifest or values document.
 	MaxDepth int
-	// Timeout bounds the wall time of the render.
+	// Timeout bounds the wall time of the cluster-independent build and,
+	// separately, of each per-cluster render.
 	Timeout time.Duration
 }
 

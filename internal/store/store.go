@@ -177,6 +177,8 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]Token, error)
 	// DeleteToken removes a token or returns ErrNotFound.
 	DeleteToken(ctx context.Context, id string) error
+	// AgentStore keeps the agent protocol's records (see agent.go).
+	AgentStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -28,12 +28,23 @@ func (s *Store) List(ctx context.Context, kind string, opts store.ListOptions) (
 	if opts.Limit < 0 {
 		return nil, fmt.Errorf("list %s: negative limit %d: %w", kind, opts.Limit, store.ErrInvalid)
 	}
-	where, args, exact := selectorSQL(opts.Selector)
 	out := &store.ObjectList{}
 	err := s.b.Read(ctx, func(ctx context.Context, q Querier) error {
 		out.Items = nil
 		if err := q.QueryRow(ctx, `SELECT value FROM flotilla_seq WHERE id = 1`).Scan(&out.ResourceVersion); err != nil {
 			return fmt.Errorf("read sequence: %w", err)
+		}
+		where, args, exact := selectorSQL(opts.Selector)
+		if where != "" {
+			broad, err := broadSelector(ctx, q, kind, opts.Selector)
+			if err != nil {
+				return err
+			}
+			if broad {
+				// Reading every object in name order and filtering in Go
+				// beats probing the objects one by one from the label index.
+				where, args, exact = "", nil, false
+			}
 		}
 		batch := 0
 		if opts.Limit > 0 {
@@ -164,6 +175,49 @@ func selectorSQL(sel labels.Selector) (where string, args []any, exact bool) {
 		b.WriteString(")")
 	}
 	return b.String(), args, exact
+}
+
+// broadSelector estimates, from the label index alone, whether sel matches
+// more than a quarter of the objects of kind.
+func broadSelector(ctx context.Context, q Querier, kind string, sel labels.Selector) (bool, error) {
+	reqs, _ := sel.Requirements()
+	var bound int64 = -1
+	for _, r := range reqs {
+		query := `SELECT COUNT(*) FROM object_labels WHERE kind = $1 AND key = $2`
+		args := []any{kind, r.Key()}
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			values := r.ValuesUnsorted()
+			slices.Sort(values)
+			query += " AND value IN ("
+			for i, v := range values {
+				if i > 0 {
+					query += ", "
+				}
+				args = append(args, v)
+				query += fmt.Sprintf("$%d", len(args))
+			}
+			query += ")"
+		case selection.Exists:
+		default:
+			continue // negative requirements bound nothing
+		}
+		var n int64
+		if err := q.QueryRow(ctx, query, args...).Scan(&n); err != nil {
+			return false, fmt.Errorf("estimate selector: %w", err)
+		}
+		if bound < 0 || n < bound {
+			bound = n
+		}
+	}
+	var total int64
+	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM objects WHERE kind = $1`, kind).Scan(&total); err != nil {
+		return false, fmt.Errorf("count objects: %w", err)
+	}
+	if bound < 0 {
+		bound = total
+	}
+	return bound*4 > total, nil
 }
 
 func sortedKeys(m map[string]string) []string {

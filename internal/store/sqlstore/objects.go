@@ -372,8 +372,8 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanObject(r rowScanner) (*store.Object, error) {
 	var (
 		o                          store.Object
-		labels, annotations        string
-		spec, status               string
+		labels, annotations        []byte
+		spec, status               []byte
 		createdNanos, updatedNanos int64
 	)
 	if err := r.Scan(&o.Kind, &o.Name, &o.UID, &labels, &annotations, &o.ResourceVersion, &o.Generation,
@@ -388,10 +388,10 @@ func scanObject(r rowScanner) (*store.Object, error) {
 		return nil, fmt.Errorf("%s %s: annotations: %w", o.Kind, o.Name, err)
 	}
 	o.CreatedAt, o.UpdatedAt = fromNanos(createdNanos), fromNanos(updatedNanos)
-	if spec != "" {
+	if len(spec) > 0 {
 		o.Spec = json.RawMessage(spec)
 	}
-	if status != "" {
+	if len(status) > 0 {
 		o.Status = json.RawMessage(status)
 	}
 	return &o, nil
@@ -405,18 +405,72 @@ func encodeMap(m map[string]string) string {
 	return string(b)
 }
 
-func decodeMap(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
+// decodeMap reads what encodeMap wrote. Listing decodes a map per object,
+// so the common case (no escapes) is parsed by hand; anything else goes to
+// encoding/json.
+func decodeMap(b []byte) (map[string]string, error) {
+	if len(b) == 0 || string(b) == "{}" {
 		return nil, nil
 	}
+	if m, ok := decodeFlatMap(b); ok {
+		return m, nil
+	}
 	var m map[string]string
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
+	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
 	if len(m) == 0 {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// decodeFlatMap parses {"k":"v",...} whose strings hold no escapes; ok is
+// false for anything else.
+func decodeFlatMap(b []byte) (map[string]string, bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	m := make(map[string]string, bytes.Count(b, []byte{','})+1)
+	i := 1
+	str := func() (string, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		end := bytes.IndexByte(b[i+1:], '"')
+		if end < 0 {
+			return "", false
+		}
+		s := b[i+1 : i+1+end]
+		if bytes.IndexByte(s, '\\') >= 0 {
+			return "", false
+		}
+		i += end + 2
+		return string(s), true
+	}
+	for {
+		k, ok := str()
+		if !ok || i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i++
+		v, ok := str()
+		if !ok || i >= len(b) {
+			return nil, false
+		}
+		m[k] = v
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			if i != len(b)-1 {
+				return nil, false
+			}
+			return m, true
+		default:
+			return nil, false
+		}
+	}
 }
 
 func cloneMap(m map[string]string) map[string]string {

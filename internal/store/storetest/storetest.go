@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WatchResumption", testWatchResumption},
 		{"Tokens", testTokens},
 	}
+	tests = append(tests, agentTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -1,0 +1,655 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"flotilla.dev/flotilla/internal/store"
+)
+
+var _ store.AgentStore = (*Store)(nil)
+
+// chunk bounds the rows of one multi-row statement, well under both
+// databases' parameter limits.
+const chunk = 400
+
+// insertRows returns multi-row INSERT statements of rows into table; suffix
+// (such as an ON CONFLICT clause) ends each statement.
+func insertRows(table string, cols []string, rows [][]any, suffix string) []Stmt {
+	var out []Stmt
+	for start := 0; start < len(rows); start += chunk {
+		part := rows[start:min(start+chunk, len(rows))]
+		var b strings.Builder
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", table, strings.Join(cols, ", "))
+		args := make([]any, 0, len(part)*len(cols))
+		for i, r := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for j := range r {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", len(args)+j+1)
+			}
+			b.WriteString(")")
+			args = append(args, r...)
+		}
+		b.WriteString(suffix)
+		out = append(out, Stmt{b.String(), args})
+	}
+	return out
+}
+
+// eventRow returns the row of the events table for an event about a record
+// that is not an API object: its spec is what the audit trail shows.
+func eventRow(seq, nanos int64, typ store.EventType, kind, name string, by store.Actor, spec any) ([]any, error) {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s event: %w", kind, name, err)
+	}
+	o := &store.Object{Kind: kind, Name: name, ResourceVersion: seq, Generation: 1, Spec: data}
+	digest, err := store.Digest(o)
+	if err != nil {
+		return nil, err
+	}
+	before := digest
+	if typ == store.Created {
+		before = ""
+	}
+	after := digest
+	if typ == store.Deleted {
+		after = ""
+	}
+	eo, err := json.Marshal(eventObject{ResourceVersion: seq, Generation: 1, CreatedAt: nanos, UpdatedAt: nanos, Spec: data})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s event: %w", kind, name, err)
+	}
+	return []any{seq, nanos, string(typ), kind, name, by.Kind, by.Name, string(eo), before, after}, nil
+}
+
+var eventCols = []string{"seq", "time", "type", "kind", "name", "actor_kind", "actor_name", "object", "digest_before", "digest_after"}
+
+// logEvent appends one event under the sequence lock.
+func (s *Store) logEvent(ctx context.Context, q Querier, typ store.EventType, kind, name string, by store.Actor, spec any) error {
+	seq, err := nextSeq(ctx, q)
+	if err != nil {
+		return err
+	}
+	nanos, _ := s.now()
+	row, err := eventRow(seq, nanos, typ, kind, name, by, spec)
+	if err != nil {
+		return err
+	}
+	return execAll(ctx, q, insertRows("events", eventCols, [][]any{row}, "")...)
+}
+
+// CreateBootstrapToken implements store.AgentStore.
+func (s *Store) CreateBootstrapToken(ctx context.Context, t store.BootstrapToken, by store.Actor) error {
+	if t.Hash == "" || t.Cluster == "" || t.ExpiresAt.IsZero() {
+		return fmt.Errorf("create bootstrap token for %q: hash, cluster and expiry are required: %w", t.Cluster, store.ErrInvalid)
+	}
+	created := t.CreatedAt
+	if created.IsZero() {
+		_, created = s.now()
+	}
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		if _, err := q.Exec(ctx, `INSERT INTO bootstrap_tokens (hash, cluster, created_at, expires_at, created_by)
+			VALUES ($1, $2, $3, $4, $5)`, t.Hash, t.Cluster, created.UnixNano(), t.ExpiresAt.UnixNano(), t.CreatedBy); err != nil {
+			if s.b.IsUniqueViolation(err) {
+				return store.ErrAlreadyExists
+			}
+			return err
+		}
+		return s.logEvent(ctx, q, store.Created, store.KindAgentCredential, t.Cluster, by,
+			map[string]any{"bootstrapToken": map[string]any{"expiresAt": t.ExpiresAt.UTC()}})
+	})
+	if err != nil {
+		return fmt.Errorf("create bootstrap token for %s: %w", t.Cluster, err)
+	}
+	return nil
+}
+
+// RedeemBootstrapToken implements store.AgentStore.
+func (s *Store) RedeemBootstrapToken(ctx context.Context, hash string, cred store.AgentCredential, now time.Time) (string, error) {
+	if cred.Hash == "" {
+		return "", fmt.Errorf("redeem bootstrap token: credential hash is required: %w", store.ErrInvalid)
+	}
+	var cluster string
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		var (
+			expires int64
+			used    *int64
+		)
+		err := q.QueryRow(ctx, `SELECT cluster, expires_at, used_at FROM bootstrap_tokens WHERE hash = $1`, hash).
+			Scan(&cluster, &expires, &used)
+		switch {
+		case s.b.IsNoRows(err):
+			return store.ErrNotFound
+		case err != nil:
+			return err
+		case used != nil:
+			return fmt.Errorf("bootstrap token of cluster %s was redeemed at %s: %w", cluster,
+				fromNanos(*used).Format(time.RFC3339), store.ErrUsed)
+		case !now.Before(fromNanos(expires)):
+			return fmt.Errorf("bootstrap token of cluster %s expired at %s: %w", cluster,
+				fromNanos(expires).Format(time.RFC3339), store.ErrExpired)
+		}
+		n := now.UnixNano()
+		if _, err := q.Exec(ctx, `UPDATE bootstrap_tokens SET used_at = $2 WHERE hash = $1`, hash, n); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `INSERT INTO agent_credentials (cluster, hash, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (cluster) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, revoked_at = NULL`,
+			cluster, cred.Hash, n); err != nil {
+			return err
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM agent_leases WHERE cluster = $1`, cluster); err != nil {
+			return err
+		}
+		return s.logEvent(ctx, q, store.Updated, store.KindAgentCredential, cluster,
+			store.Actor{Kind: store.ActorAgent, Name: cluster}, map[string]any{"registered": true})
+	})
+	if err != nil {
+		return "", fmt.Errorf("redeem bootstrap token: %w", err)
+	}
+	return cluster, nil
+}
+
+// AgentByHash implements store.AgentStore.
+func (s *Store) AgentByHash(ctx context.Context, hash string) (*store.AgentCredential, error) {
+	var (
+		c       store.AgentCredential
+		created int64
+		revoked *int64
+	)
+	err := s.b.Querier().QueryRow(ctx, `SELECT cluster, hash, created_at, revoked_at FROM agent_credentials WHERE hash = $1`, hash).
+		Scan(&c.Cluster, &c.Hash, &created, &revoked)
+	if s.b.IsNoRows(err) || err == nil && revoked != nil {
+		return nil, fmt.Errorf("agent credential: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent credential: %w", err)
+	}
+	c.CreatedAt = fromNanos(created)
+	return &c, nil
+}
+
+// RevokeAgent implements store.AgentStore.
+func (s *Store) RevokeAgent(ctx context.Context, cluster string, by store.Actor) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		nanos, _ := s.now()
+		creds, err := q.Exec(ctx, `UPDATE agent_credentials SET revoked_at = $2 WHERE cluster = $1 AND revoked_at IS NULL`, cluster, nanos)
+		if err != nil {
+			return err
+		}
+		toks, err := q.Exec(ctx, `DELETE FROM bootstrap_tokens WHERE cluster = $1 AND used_at IS NULL`, cluster)
+		if err != nil {
+			return err
+		}
+		if creds == 0 && toks == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM agent_leases WHERE cluster = $1`, cluster); err != nil {
+			return err
+		}
+		return s.logEvent(ctx, q, store.Deleted, store.KindAgentCredential, cluster, by,
+			map[string]any{"revokedCredential": creds > 0, "droppedBootstrapTokens": toks})
+	})
+	if err != nil {
+		return fmt.Errorf("revoke agent of cluster %s: %w", cluster, err)
+	}
+	return nil
+}
+
+func (s *Store) scanLease(r Row) (*store.Lease, error) {
+	var (
+		l                store.Lease
+		renewed, expires int64
+	)
+	if err := r.Scan(&l.Cluster, &l.Holder, &l.Epoch, &renewed, &expires); err != nil {
+		return nil, err
+	}
+	l.RenewedAt, l.ExpiresAt = fromNanos(renewed), fromNanos(expires)
+	return &l, nil
+}
+
+// AcquireLease implements store.AgentStore.
+func (s *Store) AcquireLease(ctx context.Context, cluster, holder string, ttl time.Duration, now time.Time) (*store.Lease, error) {
+	if cluster == "" || holder == "" || ttl <= 0 {
+		return nil, fmt.Errorf("acquire lease of %q: cluster, holder and a positive ttl are required: %w", cluster, store.ErrInvalid)
+	}
+	var out *store.Lease
+	err := s.b.Write(ctx, func(ctx context.Context, q Querier) error {
+		cur, err := s.scanLease(q.QueryRow(ctx, `SELECT cluster, holder, epoch, renewed_at, expires_at FROM agent_leases WHERE cluster = $1`, cluster))
+		if err != nil && !s.b.IsNoRows(err) {
+			return err
+		}
+		l := store.Lease{Cluster: cluster, Holder: holder, Epoch: 1, RenewedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC()}
+		if cur != nil {
+			live := now.Before(cur.ExpiresAt)
+			switch {
+			case live && cur.Holder != holder:
+				return &store.LeaseHeldError{Lease: *cur}
+			case live:
+				l.Epoch = cur.Epoch
+			default:
+				l.Epoch = cur.Epoch + 1
+			}
+		}
+		if _, err := q.Exec(ctx, `INSERT INTO agent_leases (cluster, holder, epoch, renewed_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (cluster) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
+			renewed_at = excluded.renewed_at, expires_at = excluded.expires_at`,
+			cluster, holder, l.Epoch, l.RenewedAt.UnixNano(), l.ExpiresAt.UnixNano()); err != nil {
+			return err
+		}
+		out = &l
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease of %s: %w", cluster, err)
+	}
+	return out, nil
+}
+
+// ReleaseLease implements store.AgentStore.
+func (s *Store) ReleaseLease(ctx context.Context, cluster, holder string) error {
+	var n int64
+	err := s.b.Write(ctx, func(ctx context.Context, q Querier) error {
+		nanos, _ := s.now()
+		var err error
+		// The epoch stays, so the next holder gets a greater one.
+		n, err = q.Exec(ctx, `UPDATE agent_leases SET expires_at = $3 WHERE cluster = $1 AND holder = $2`, cluster, holder, nanos)
+		return err
+	})
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("release lease of %s: %w", cluster, err)
+	}
+	return nil
+}
+
+// GetLease implements store.AgentStore.
+func (s *Store) GetLease(ctx context.Context, cluster string) (*store.Lease, error) {
+	l, err := s.scanLease(s.b.Querier().QueryRow(ctx, `SELECT cluster, holder, epoch, renewed_at, expires_at FROM agent_leases WHERE cluster = $1`, cluster))
+	if s.b.IsNoRows(err) {
+		return nil, fmt.Errorf("lease of %s: %w", cluster, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease of %s: %w", cluster, err)
+	}
+	return l, nil
+}
+
+// readAssignments returns the assignments of the given clusters, by cluster.
+func readAssignments(ctx context.Context, q Querier, clusters []string) (map[string][]store.Assignment, error) {
+	out := map[string][]store.Assignment{}
+	for start := 0; start < len(clusters); start += chunk {
+		part := clusters[start:min(start+chunk, len(clusters))]
+		var b strings.Builder
+		b.WriteString(`SELECT cluster, service, release, bundle, options, updated_at, updated_by FROM assignments WHERE cluster IN (`)
+		args := make([]any, len(part))
+		for i, c := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", i+1)
+			args[i] = c
+		}
+		b.WriteString(") ORDER BY cluster, service")
+		rows, err := q.Query(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var (
+				a       store.Assignment
+				opts    string
+				updated int64
+			)
+			if err := rows.Scan(&a.Cluster, &a.Service, &a.Release, &a.Bundle, &opts, &updated, &a.UpdatedBy); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if opts != "" {
+				a.Options = json.RawMessage(opts)
+			}
+			a.UpdatedAt = fromNanos(updated)
+			out[a.Cluster] = append(out[a.Cluster], a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func sameAssignment(a, b store.Assignment) bool {
+	if a.Release != b.Release || a.Bundle != b.Bundle {
+		return false
+	}
+	ca, _ := store.Canonical(a.Options)
+	cb, _ := store.Canonical(b.Options)
+	return bytes.Equal(ca, cb)
+}
+
+// SetAssignments implements store.AgentStore.
+func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by store.Actor) ([]store.DesiredState, error) {
+	seen := map[[2]string]int{}
+	var clusters []string
+	for i, a := range as {
+		switch {
+		case a.Cluster == "" || a.Service == "":
+			return nil, fmt.Errorf("set assignments: item %d: cluster and service are required: %w", i, store.ErrInvalid)
+		case a.Release != "" && a.Bundle == "":
+			return nil, fmt.Errorf("set assignments: item %d (%s/%s): bundle is required: %w", i, a.Cluster, a.Service, store.ErrInvalid)
+		case len(a.Options) > 0 && !json.Valid(a.Options):
+			return nil, fmt.Errorf("set assignments: item %d (%s/%s): options are not JSON: %w", i, a.Cluster, a.Service, store.ErrInvalid)
+		}
+		k := [2]string{a.Cluster, a.Service}
+		if j, dup := seen[k]; dup {
+			return nil, fmt.Errorf("set assignments: item %d repeats item %d (%s/%s): %w", i, j, a.Cluster, a.Service, store.ErrInvalid)
+		}
+		seen[k] = i
+		if !slices.Contains(clusters, a.Cluster) {
+			clusters = append(clusters, a.Cluster)
+		}
+	}
+	slices.Sort(clusters)
+	clusters = slices.Compact(clusters)
+	var out []store.DesiredState
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		out = nil
+		cur, err := readAssignments(ctx, q, clusters)
+		if err != nil {
+			return err
+		}
+		nanos, _ := s.now()
+		changes := map[string][]store.Assignment{}
+		for _, a := range as {
+			changes[a.Cluster] = append(changes[a.Cluster], a)
+		}
+		var (
+			upserts [][]any
+			deletes []Stmt
+		)
+		for _, c := range clusters {
+			state := map[string]store.Assignment{}
+			for _, a := range cur[c] {
+				state[a.Service] = a
+			}
+			changed := false
+			for _, a := range changes[c] {
+				old, had := state[a.Service]
+				switch {
+				case a.Release == "" && had:
+					delete(state, a.Service)
+					deletes = append(deletes, Stmt{`DELETE FROM assignments WHERE cluster = $1 AND service = $2`, []any{c, a.Service}})
+					changed = true
+				case a.Release == "":
+				case !had || !sameAssignment(old, a):
+					a.UpdatedAt, a.UpdatedBy = fromNanos(nanos), by.Kind+":"+by.Name
+					if len(a.Options) == 0 {
+						a.Options = nil
+					}
+					state[a.Service] = a
+					opts := "{}"
+					if len(a.Options) > 0 {
+						opts = string(a.Options)
+					}
+					upserts = append(upserts, []any{c, a.Service, a.Release, a.Bundle, opts, nanos, a.UpdatedBy})
+					changed = true
+				}
+			}
+			if !changed {
+				continue
+			}
+			ds := store.DesiredState{Cluster: c, Assignments: make([]store.Assignment, 0, len(state))}
+			for _, a := range state {
+				ds.Assignments = append(ds.Assignments, a)
+			}
+			slices.SortFunc(ds.Assignments, func(a, b store.Assignment) int { return strings.Compare(a.Service, b.Service) })
+			ds.Digest = store.DesiredDigest(ds.Assignments)
+			out = append(out, ds)
+		}
+		if len(out) == 0 {
+			return errNoChange
+		}
+		var last int64
+		if err := q.QueryRow(ctx, `UPDATE flotilla_seq SET value = value + $1 WHERE id = 1 RETURNING value`, len(out)).Scan(&last); err != nil {
+			return fmt.Errorf("next sequence numbers: %w", err)
+		}
+		first := last - int64(len(out)) + 1
+		var events, desired [][]any
+		for i := range out {
+			out[i].Seq = first + int64(i)
+			row, err := eventRow(out[i].Seq, nanos, store.Updated, store.KindDesiredState, out[i].Cluster, by, out[i])
+			if err != nil {
+				return err
+			}
+			events = append(events, row)
+			desired = append(desired, []any{out[i].Cluster, out[i].Digest, out[i].Seq})
+		}
+		stmts := deletes
+		stmts = append(stmts, insertRows("assignments", []string{"cluster", "service", "release", "bundle", "options", "updated_at", "updated_by"}, upserts,
+			` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,
+			options = excluded.options, updated_at = excluded.updated_at, updated_by = excluded.updated_by`)...)
+		stmts = append(stmts, insertRows("desired_states", []string{"cluster", "digest", "seq"}, desired,
+			` ON CONFLICT (cluster) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`)...)
+		stmts = append(stmts, insertRows("events", eventCols, events, "")...)
+		return execAll(ctx, q, stmts...)
+	})
+	if errors.Is(err, errNoChange) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set assignments: %w", err)
+	}
+	return out, nil
+}
+
+// Desired implements store.AgentStore.
+func (s *Store) Desired(ctx context.Context, cluster string) (*store.DesiredState, error) {
+	out := &store.DesiredState{Cluster: cluster}
+	err := s.b.Read(ctx, func(ctx context.Context, q Querier) error {
+		err := q.QueryRow(ctx, `SELECT seq FROM desired_states WHERE cluster = $1`, cluster).Scan(&out.Seq)
+		if err != nil && !s.b.IsNoRows(err) {
+			return err
+		}
+		cur, err := readAssignments(ctx, q, []string{cluster})
+		if err != nil {
+			return err
+		}
+		out.Assignments = cur[cluster]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("desired state of %s: %w", cluster, err)
+	}
+	if out.Assignments == nil {
+		out.Assignments = []store.Assignment{}
+	}
+	for i := range out.Assignments {
+		if string(out.Assignments[i].Options) == "{}" {
+			out.Assignments[i].Options = nil
+		}
+	}
+	out.Digest = store.DesiredDigest(out.Assignments)
+	return out, nil
+}
+
+// BundleAssigned implements store.AgentStore.
+func (s *Store) BundleAssigned(ctx context.Context, cluster, digest string) (bool, error) {
+	var n int64
+	if err := s.b.Querier().QueryRow(ctx, `SELECT COUNT(*) FROM assignments WHERE cluster = $1 AND bundle = $2`, cluster, digest).Scan(&n); err != nil {
+		return false, fmt.Errorf("bundle %s assigned to %s: %w", digest, cluster, err)
+	}
+	return n > 0, nil
+}
+
+// PutBundle implements store.AgentStore.
+func (s *Store) PutBundle(ctx context.Context, digest string, data []byte, by store.Actor) (bool, error) {
+	if digest == "" || data == nil {
+		return false, fmt.Errorf("put bundle: digest and data are required: %w", store.ErrInvalid)
+	}
+	if ok, err := s.HasBundle(ctx, digest); err != nil || ok {
+		return false, err
+	}
+	created := false
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		nanos, _ := s.now()
+		n, err := q.Exec(ctx, `INSERT INTO bundles (digest, data, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING`,
+			digest, data, len(data), nanos)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errNoChange
+		}
+		created = true
+		return s.logEvent(ctx, q, store.Created, store.KindBundle, digest, by, map[string]any{"size": len(data)})
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		return false, fmt.Errorf("put bundle %s: %w", digest, err)
+	}
+	return created, nil
+}
+
+// GetBundle implements store.AgentStore.
+func (s *Store) GetBundle(ctx context.Context, digest string) ([]byte, error) {
+	var data []byte
+	err := s.b.Querier().QueryRow(ctx, `SELECT data FROM bundles WHERE digest = $1`, digest).Scan(&data)
+	if s.b.IsNoRows(err) {
+		return nil, fmt.Errorf("bundle %s: %w", digest, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", digest, err)
+	}
+	return data, nil
+}
+
+// HasBundle implements store.AgentStore.
+func (s *Store) HasBundle(ctx context.Context, digest string) (bool, error) {
+	var n int64
+	if err := s.b.Querier().QueryRow(ctx, `SELECT COUNT(*) FROM bundles WHERE digest = $1`, digest).Scan(&n); err != nil {
+		return false, fmt.Errorf("bundle %s: %w", digest, err)
+	}
+	return n > 0, nil
+}
+
+const statusColumns = `cluster, seq, epoch, agent_version, kubernetes_version, health, applied_digest, summary, report, last_heartbeat`
+
+func scanStatus(r Row) (*store.AgentStatus, error) {
+	var (
+		st              store.AgentStatus
+		summary, report string
+		hb              int64
+	)
+	if err := r.Scan(&st.Cluster, &st.Seq, &st.Epoch, &st.AgentVersion, &st.KubernetesVersion, &st.Health, &st.AppliedDigest,
+		&summary, &report, &hb); err != nil {
+		return nil, err
+	}
+	st.Summary, st.Report, st.LastHeartbeat = json.RawMessage(summary), json.RawMessage(report), fromNanos(hb)
+	return &st, nil
+}
+
+// RecordAgentStatus implements store.AgentStore.
+func (s *Store) RecordAgentStatus(ctx context.Context, st store.AgentStatus) (bool, error) {
+	if st.Cluster == "" || st.Seq <= 0 {
+		return false, fmt.Errorf("record agent status of %q: cluster and a positive seq are required: %w", st.Cluster, store.ErrInvalid)
+	}
+	summary, err := store.Canonical(st.Summary)
+	if err != nil || len(st.Summary) == 0 {
+		summary = []byte("{}")
+	}
+	report := st.Report
+	if len(report) == 0 || !json.Valid(report) {
+		report = []byte("{}")
+	}
+	if st.LastHeartbeat.IsZero() {
+		_, st.LastHeartbeat = s.now()
+	}
+	changed := false
+	// A heartbeat that changes nothing meaningful writes no event and wakes
+	// no event waiter, so it goes straight to the backend.
+	err = s.b.Write(ctx, func(ctx context.Context, q Querier) error {
+		cur, err := scanStatus(q.QueryRow(ctx, `SELECT `+statusColumns+` FROM agent_status WHERE cluster = $1`, st.Cluster))
+		if err != nil && !s.b.IsNoRows(err) {
+			return err
+		}
+		if cur != nil && st.Seq <= cur.Seq {
+			return fmt.Errorf("seq %d, stored %d: %w", st.Seq, cur.Seq, store.ErrDuplicate)
+		}
+		if _, err := q.Exec(ctx, `INSERT INTO agent_status (`+statusColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (cluster) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch, agent_version = excluded.agent_version,
+			kubernetes_version = excluded.kubernetes_version, health = excluded.health, applied_digest = excluded.applied_digest,
+			summary = excluded.summary, report = excluded.report, last_heartbeat = excluded.last_heartbeat`,
+			st.Cluster, st.Seq, st.Epoch, st.AgentVersion, st.KubernetesVersion, st.Health, st.AppliedDigest,
+			string(summary), string(report), st.LastHeartbeat.UnixNano()); err != nil {
+			return err
+		}
+		if cur != nil && bytes.Equal(cur.Summary, summary) {
+			return nil
+		}
+		changed = true
+		typ := store.Updated
+		if cur == nil {
+			typ = store.Created
+		}
+		return s.logEvent(ctx, q, typ, store.KindAgentStatus, st.Cluster, store.Actor{Kind: store.ActorAgent, Name: st.Cluster},
+			json.RawMessage(summary))
+	})
+	if err != nil {
+		return false, fmt.Errorf("record agent status of %s: %w", st.Cluster, err)
+	}
+	if changed {
+		s.wake.broadcast()
+	}
+	return changed, nil
+}
+
+// AgentStatuses implements store.AgentStore.
+func (s *Store) AgentStatuses(ctx context.Context, clusters ...string) (map[string]*store.AgentStatus, error) {
+	query := `SELECT ` + statusColumns + ` FROM agent_status`
+	var args []any
+	if len(clusters) > 0 {
+		var b strings.Builder
+		b.WriteString(query + ` WHERE cluster IN (`)
+		for i, c := range clusters {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", i+1)
+			args = append(args, c)
+		}
+		b.WriteString(")")
+		query = b.String()
+	}
+	rows, err := s.b.Querier().Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("agent statuses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*store.AgentStatus{}
+	for rows.Next() {
+		st, err := scanStatus(rows)
+		if err != nil {
+			return nil, fmt.Errorf("agent statuses: %w", err)
+		}
+		out[st.Cluster] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("agent statuses: %w", err)
+	}
+	return out, nil
+}

@@ -187,6 +187,16 @@ func NewPlan(strategy v1.RolloutStrategySpec, clusters []ClusterInfo) (Plan, err
 	if spec.Type == v1.StrategyCanary && len(p.Waves[0].Steps) == 0 {
 		return Plan{}, fmt.Errorf("plan: canary wave %q has no traffic steps: %w", p.Waves[0].Name, ErrInvalidStrategy)
 	}
+	if spec.Type == v1.StrategyCanary && len(p.Waves[0].Clusters) == 0 {
+		return Plan{}, fmt.Errorf("plan: canary wave %q selects no cluster: %w", p.Waves[0].Name, ErrInvalidStrategy)
+	}
+	if spec.Type == v1.StrategyBlueGreen {
+		for _, w := range p.Waves {
+			if len(w.Clusters) == 0 {
+				return Plan{}, fmt.Errorf("plan: blueGreen group %q selects no cluster: %w", w.Name, ErrInvalidStrategy)
+			}
+		}
+	}
 	return p, nil
 }
 

@@ -156,7 +156,7 @@ func (m *machine) apply(ev Event) {
 		if s.Active {
 			m.closeGate(v1.GateFailed, "stopped: superseded by release "+e.By)
 		}
-		m.restoreTraffic()
+		m.restoreTraffic(false)
 		s.SupersededBy = e.By
 		m.finish(v1.RolloutSuperseded, "superseded by release "+e.By)
 	}
@@ -268,6 +268,9 @@ func (m *machine) drive() {
 				}
 				m.passGate("baked", "")
 			case s.Gate >= len(gates):
+				if !m.waveSettled() {
+					return
+				}
 				m.endStage()
 			default:
 				m.enterGate(gates[s.Gate])
@@ -279,7 +282,7 @@ func (m *machine) drive() {
 			}
 			m.endStage()
 		case StageHold:
-			if m.now.Before(s.HoldUntil) {
+			if m.now.Before(s.HoldUntil) || !m.waveSettled() {
 				return
 			}
 			m.record(GateBake, v1.GatePassed, "hold ended")
@@ -288,6 +291,18 @@ func (m *machine) drive() {
 			return
 		}
 	}
+}
+
+// waveSettled reports whether the current wave may end: a wave whose
+// clusters regressed after its update waits for them (or their deadline)
+// after its last gate, so the next wave never starts next to an unhealthy
+// one.
+func (m *machine) waveSettled() bool {
+	if m.s.Progress.Updating == 0 || (m.s.Stage != StageAfter && m.s.Stage != StageHold) {
+		return true
+	}
+	m.s.Message = fmt.Sprintf("wave %s waits for %d clusters to become healthy", m.wave().Name, m.s.Progress.Updating)
+	return false
 }
 
 func (m *machine) enterWave(i int) {
@@ -482,7 +497,7 @@ func (m *machine) endStage() {
 	case StageAfter:
 		switch {
 		case len(w.Steps) > 0:
-			m.restoreTraffic()
+			m.restoreTraffic(true)
 			m.enterWave(s.Wave + 1)
 		case s.Plan.Type == v1.StrategyBlueGreen && s.Wave == 0:
 			m.switchTraffic()
@@ -512,7 +527,8 @@ func (m *machine) switchTraffic() {
 }
 
 // split gives group share percent of the traffic and the other clusters
-// the rest, evenly, remainders to the first clusters by name.
+// the rest, evenly, remainders to the first clusters by name. Failed
+// clusters of the group get nothing.
 func (m *machine) split(group []string, share int) {
 	s := m.s
 	in := make([]bool, len(s.Clusters))
@@ -520,16 +536,19 @@ func (m *machine) split(group []string, share int) {
 		i, _ := s.index(n)
 		in[i] = true
 	}
-	var gi, oi []int
+	var gi, oi, fi []int
 	for i := range s.Clusters {
-		if in[i] {
+		switch {
+		case in[i] && s.Clusters[i].Phase == v1.ClusterRolloutFailed:
+			fi = append(fi, i)
+		case in[i]:
 			gi = append(gi, i)
-		} else {
+		default:
 			oi = append(oi, i)
 		}
 	}
-	idx := append(slices.Clone(gi), oi...)
-	weights := append(spread(share, len(gi)), spread(100-share, len(oi))...)
+	idx := append(append(slices.Clone(gi), oi...), fi...)
+	weights := append(append(spread(share, len(gi)), spread(100-share, len(oi))...), make([]int, len(fi))...)
 	m.traffic(idx, weights)
 }
 
@@ -570,10 +589,15 @@ func (m *machine) traffic(idx, weights []int) {
 	}
 }
 
-func (m *machine) restoreTraffic() {
+// restoreTraffic gives every cluster its planned weight back; with
+// keepFailed, failed clusters stay without traffic.
+func (m *machine) restoreTraffic(keepFailed bool) {
 	s := m.s
 	var idx, weights []int
 	for i := range s.Clusters {
+		if keepFailed && s.Clusters[i].Phase == v1.ClusterRolloutFailed {
+			continue
+		}
 		if s.Clusters[i].Weight != s.Clusters[i].BaseWeight {
 			idx = append(idx, i)
 			weights = append(weights, s.Clusters[i].BaseWeight)
@@ -735,7 +759,7 @@ func (m *machine) rollback(phase v1.RolloutPhase, reason, to string, manual bool
 	if s.Active {
 		m.closeGate(v1.GateFailed, "stopped: "+reason)
 	}
-	m.restoreTraffic()
+	m.restoreTraffic(false)
 	byRelease := map[string][]string{}
 	for i := range s.Clusters {
 		c := &s.Clusters[i]
@@ -785,7 +809,7 @@ func (m *machine) settle() {
 		if g, ok := s.openGate(); ok && g.Kind == GateApproval {
 			s.Phase = v1.RolloutWaitingApproval
 			s.Message = "waiting for approval by " + strings.Join(g.Roles, " or ")
-		} else if s.Stage != StageWindow {
+		} else if s.Stage != StageWindow && !(s.Progress.Updating > 0 && (s.Stage == StageAfter || s.Stage == StageHold)) {
 			s.Message = ""
 		}
 	}

@@ -234,7 +234,7 @@ func (c *converter) value(n *yaml.Node, depth int) (any, error) {
 		return s, nil
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
-		if err := c.mapping(m, n, depth, false); err != nil {
+		if err := c.mapping(m, n, depth); err != nil {
 			return nil, err
 		}
 		return m, nil
@@ -246,7 +246,7 @@ func (c *converter) value(n *yaml.Node, depth int) (any, error) {
 
 // mapping fills m from n. Keys from merge ("<<") entries never override
 // keys written explicitly, as YAML 1.1 merge keys specify.
-func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int, merged bool) error {
+func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int) error {
 	explicit := make(map[string]bool, len(n.Content)/2)
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -263,9 +263,6 @@ func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int, merged bo
 			return c.fail(k, fmt.Errorf("%w: key %q repeated", ErrNotObject, key))
 		}
 		explicit[key] = true
-		if _, seen := m[key]; seen && merged {
-			continue
-		}
 		val, err := c.value(v, depth+1)
 		if err != nil {
 			return err
@@ -298,7 +295,7 @@ func (c *converter) mapping(m map[string]any, n *yaml.Node, depth int, merged bo
 				return c.fail(mv, fmt.Errorf("%w: merge key needs a mapping", ErrNotObject))
 			}
 			sub := make(map[string]any)
-			if err := c.mapping(sub, s, depth, true); err != nil {
+			if err := c.mapping(sub, s, depth); err != nil {
 				return err
 			}
 			for k, v := range sub {

@@ -1,7 +1,11 @@
 // Package manifest decodes files of Kubernetes manifests (YAML, possibly
 // multi-document, or JSON) into plain Go values, refusing hostile input.
 //
-// Decode returns one Document per non-empty YAML document, each a
+// Parse splits a file into Sources (parsed YAML trees with their file and
+// line) without converting them; Source.Object converts one, optionally
+// rewriting string scalars through a Substituter, which is how package
+// render applies per-cluster substitution to a file parsed once. Decode
+// does both and returns one Document per non-empty YAML document, each a
 // map[string]any whose leaves are string, bool, nil, int64, uint64 or
 // float64, with the line where the document starts. YAML timestamps and
 // binary scalars stay strings, as the Kubernetes YAML-to-JSON conversion

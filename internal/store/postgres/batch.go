@@ -130,19 +130,35 @@ func (b *backend) tryBatch(ctx context.Context, batch []*writeReq) ([]error, err
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
+	// Take the sequence lock once; writes then number their events in
+	// memory and the final value is stored just before commit.
+	var start int64
+	if err := tx.QueryRow(ctx, `SELECT value FROM flotilla_seq WHERE id = 1 FOR UPDATE`).Scan(&start); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("lock sequence: %w", err)
+	}
+	seq := start
 	results := make([]error, len(batch))
 	for i, r := range batch {
-		q := &savepointQuerier{tx: tx}
+		before := seq
+		q := &savepointQuerier{tx: tx, seq: &seq}
 		err := runGuarded(ctx, r.fn, q)
 		if err == nil {
 			continue
 		}
 		results[i] = err
+		seq = before
 		if q.set {
 			if _, rbErr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT w"); rbErr != nil {
 				_ = tx.Rollback(context.WithoutCancel(ctx))
 				return nil, fmt.Errorf("rollback to savepoint: %w", rbErr)
 			}
+		}
+	}
+	if seq != start {
+		if _, err := tx.Exec(ctx, `UPDATE flotilla_seq SET value = $1 WHERE id = 1`, seq); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("store sequence: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -170,7 +186,14 @@ func runGuarded(ctx context.Context, fn func(ctx context.Context, q sqlstore.Que
 type savepointQuerier struct {
 	tx  pgx.Tx
 	set bool
+	seq *int64 // the batch's event sequence, see sqlstore.SeqCounter
 }
+
+// Seq implements sqlstore.SeqCounter.
+func (q *savepointQuerier) Seq() int64 { return *q.seq }
+
+// SetSeq implements sqlstore.SeqCounter.
+func (q *savepointQuerier) SetSeq(v int64) { *q.seq = v }
 
 func (q *savepointQuerier) first(ctx context.Context, sql string, args []any) pgx.BatchResults {
 	var batch pgx.Batch

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,6 +138,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 func readAPIError(method, path string, resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	e := &APIError{Method: method, Path: path}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
 	if err := json.Unmarshal(data, &e.Status); err != nil || e.Status.Code == 0 {
 		msg := strings.TrimSpace(string(data))
 		if msg == "" {

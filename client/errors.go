@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
 )
@@ -13,6 +14,8 @@ type APIError struct {
 	Method string
 	Path   string
 	Status v1.Status
+	// RetryAfter is the wait the server asked for in a Retry-After header (429, 503), or 0.
+	RetryAfter time.Duration
 }
 
 // Error returns the server's message, followed by the field problems of a validation failure.

@@ -49,6 +49,9 @@ type ClusterStatus struct {
 	AgentVersion      string       `json:"agentVersion,omitempty"`
 	KubernetesVersion string       `json:"kubernetesVersion,omitempty"`
 	LastSeen          *time.Time   `json:"lastSeen,omitempty"`
+	// Health is the worst health the agent reports over the cluster's
+	// services (Healthy, Progressing, Degraded, Failed, Unknown).
+	Health string `json:"health,omitempty"`
 	// DesiredDigest and AppliedDigest summarise the assigned and the
 	// applied state of every service on the cluster.
 	DesiredDigest string      `json:"desiredDigest,omitempty"`

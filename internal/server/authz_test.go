@@ -20,14 +20,19 @@ import (
 //   - admin may do everything;
 //   - tokens are admin only, and so is writing an object's status (agents will get a role for it);
 //   - viewer and deployer may read everything else (GET, including audit, watch and whoami);
-//   - only deployer (and admin) may change objects.
+//   - only deployer (and admin) may change objects, assignments and bundles;
+//   - bootstrap tokens and agent revocation are admin only;
+//   - agent routes serve cluster agents only: every person, admin included, gets 403.
 func allowedByPolicy(role string, rt server.Route) bool {
 	switch {
 	case isPublic(rt):
 		return true
+	case rt.Agent:
+		return false
 	case role == "admin":
 		return true
-	case strings.HasPrefix(rt.Path, "/api/v1/tokens"), strings.HasSuffix(rt.Path, "/status"):
+	case strings.HasPrefix(rt.Path, "/api/v1/tokens"), strings.HasSuffix(rt.Path, "/status"),
+		strings.HasSuffix(rt.Path, "/bootstrap-tokens"), strings.HasSuffix(rt.Path, "/revoke"):
 		return false
 	case rt.Method == http.MethodGet:
 		return true
@@ -39,7 +44,7 @@ func allowedByPolicy(role string, rt server.Route) bool {
 // isPublic lists the routes open without a credential.
 func isPublic(rt server.Route) bool {
 	switch rt.Pattern() {
-	case "GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/openapi.json":
+	case "GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/openapi.json", "POST /api/v1/agent/register":
 		return true
 	}
 	return false
@@ -144,6 +149,8 @@ func requestFor(t *testing.T, e *env, rt server.Route, role string, objs map[str
 		path = strings.Replace(path, "{id}", tok.ID, 1)
 	case "GET /api/v1/watch":
 		path += "?after=999999"
+	default:
+		path, body = agentRequestFor(t, e, rt, objs[v1.KindCluster].GetMetadata().Name)
 	}
 	if strings.Contains(path, "{") {
 		t.Fatalf("route %s: the matrix test does not know how to fill its path", rt.Pattern())

@@ -87,6 +87,11 @@ func (h *kindHandler) list(w http.ResponseWriter, r *http.Request, _ *auth.Princ
 	for _, o := range l.Items {
 		out.Items = append(out.Items, fromStore(o))
 	}
+	if h.info.Kind == v1.KindCluster {
+		if err := h.s.overlayClusters(r.Context(), out.Items); err != nil {
+			return fmt.Errorf("list %s: %w", h.info.Plural, err)
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -125,7 +130,13 @@ func (h *kindHandler) get(w http.ResponseWriter, r *http.Request, _ *auth.Princi
 	if err != nil {
 		return h.storeErr(err, r.PathValue("name"))
 	}
-	writeJSON(w, http.StatusOK, fromStore(o))
+	wo := []wireObject{fromStore(o)}
+	if h.info.Kind == v1.KindCluster {
+		if err := h.s.overlayClusters(r.Context(), wo); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, wo[0])
 	return nil
 }
 

@@ -159,6 +159,9 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 	} {
 		g.named(name, t)
 	}
+	for name, v := range agentSchemas() {
+		g.named(name, reflect.TypeOf(v))
+	}
 	g.defs["MergePatch"] = schema{"type": "object", "description": "JSON merge patch (RFC 7386) of the object"}
 
 	paths := map[string]schema{}

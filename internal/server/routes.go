@@ -30,6 +30,9 @@ type Route struct {
 	Response string
 	Stream   bool
 	Code     int
+	// Agent marks a route of the agent protocol: only agent principals may call it, always for
+	// their own cluster. Agent principals get 404 from every other route.
+	Agent bool
 
 	handle handlerFunc
 }
@@ -86,7 +89,7 @@ func (s *Server) routeTable() []Route {
 	for _, k := range v1.Kinds() {
 		rs = append(rs, s.kindRoutes(k)...)
 	}
-	return rs
+	return append(rs, s.agentRoutes()...)
 }
 
 // kindRoutes returns the REST routes of one object kind.
@@ -145,6 +148,14 @@ func (s *Server) guard(rt Route) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
+			switch {
+			case p.Kind == auth.KindAgent && !rt.Agent:
+				s.writeError(w, r, notFound("no route %s %s", r.Method, r.URL.Path))
+				return
+			case rt.Agent && p.Kind != auth.KindAgent:
+				s.writeError(w, r, &auth.ForbiddenError{Principal: p.String(), Permission: auth.Permission{Verb: "call", Resource: "agent routes (cluster agents only)"}})
+				return
+			}
 			if rt.Rule.Kind == auth.RulePermission {
 				if err := s.opts.Roles.Authorize(p, rt.Rule.Permission); err != nil {
 					s.writeError(w, r, err)
@@ -166,7 +177,11 @@ func (s *Server) authenticate(r *http.Request) (*auth.Principal, error) {
 	if !ok && h != "" {
 		return nil, fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrUnauthenticated)
 	}
-	return s.authn.AuthenticateToken(r.Context(), strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	if strings.HasPrefix(token, auth.AgentTokenPrefix) {
+		return s.authenticateAgent(r.Context(), token)
+	}
+	return s.authn.AuthenticateToken(r.Context(), token)
 }
 
 // authorizeEach checks verb on every resource for a RequireEach route, naming all that are denied.

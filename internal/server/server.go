@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,17 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Now returns the current time (token expiry); nil uses time.Now.
 	Now func() time.Time
+	// LongPollTimeout is how long an agent's desired-state poll is held without a change before it
+	// is answered 304. Default 30s.
+	LongPollTimeout time.Duration
+	// MaxLongPolls is how many desired-state polls may be held at once; more get 429 with
+	// Retry-After. Default 20000.
+	MaxLongPolls int
+	// LeaseTTL is how long an agent's cluster lease lasts without renewal. Default 45s.
+	LeaseTTL time.Duration
+	// DisconnectAfter is how long after its last report a cluster's agent shows as Disconnected.
+	// Default 90s.
+	DisconnectAfter time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -55,7 +67,7 @@ func (o *Options) setDefaults() {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	if o.Roles == nil {
-		o.Roles = auth.DefaultRoles(objectResources())
+		o.Roles = auth.DefaultRoles(append(objectResources(), resourceAssignments, resourceBundles))
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
@@ -74,6 +86,18 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.LongPollTimeout <= 0 {
+		o.LongPollTimeout = 30 * time.Second
+	}
+	if o.MaxLongPolls <= 0 {
+		o.MaxLongPolls = 20000
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 45 * time.Second
+	}
+	if o.DisconnectAfter <= 0 {
+		o.DisconnectAfter = 90 * time.Second
 	}
 }
 
@@ -100,6 +124,12 @@ type Server struct {
 	streams    context.Context
 	stopStream context.CancelFunc
 	stopOnce   sync.Once
+
+	// hub wakes agents' long polls; its goroutine ends with streams (hubDone).
+	hub     *agentHub
+	hubDone chan struct{}
+	// polls counts the desired-state polls being held.
+	polls atomic.Int64
 }
 
 // New builds a server over opts.Store.
@@ -117,6 +147,11 @@ func New(opts Options) (*Server, error) {
 	s.store = &instrumentedStore{Store: opts.Store, m: m}
 	s.authn = &auth.Authenticator{Tokens: s.store, Now: opts.Now}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
+	s.hub, s.hubDone = newAgentHub(), make(chan struct{})
+	go func() {
+		defer close(s.hubDone)
+		s.hub.run(s.streams, s.store)
+	}()
 	s.routes = s.routeTable()
 	s.handler = s.buildHandler(s.routes)
 	doc, err := s.buildOpenAPI()
@@ -137,9 +172,13 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
-// StopStreams ends every open watch stream and makes new ones end at once. Serve calls it when it
+// StopStreams ends every open watch stream and agent long poll, makes new ones end at once, and
+// waits for the agent hub to stop. Serve calls it when it
 // shuts down; tests that serve Handler themselves call it before closing their listener.
-func (s *Server) StopStreams() { s.stopOnce.Do(s.stopStream) }
+func (s *Server) StopStreams() {
+	s.stopOnce.Do(s.stopStream)
+	<-s.hubDone
+}
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully: it stops accepting,
 // ends watch streams, and waits up to ShutdownTimeout for in-flight requests to finish. It returns

@@ -89,10 +89,10 @@ func TestApplyGetDescribeDelete(t *testing.T) {
 
 	table := c.ok("get", "clusters")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) != 4 || !regexp.MustCompile(`^NAME\s+PHASE\s+AGENT\s+LAST SEEN\s+AGE$`).MatchString(lines[0]) {
+	if len(lines) != 4 || !regexp.MustCompile(`^NAME\s+PHASE\s+HEALTH\s+AGENT\s+KUBERNETES\s+LAST SEEN\s+AGE$`).MatchString(lines[0]) {
 		t.Errorf("get clusters table:\n%s", table)
 	}
-	if !regexp.MustCompile(`(?m)^prod-eu-1\s+<none>\s+<none>\s+<none>\s+\d+s$`).MatchString(table) {
+	if !regexp.MustCompile(`(?m)^prod-eu-1\s+Pending\s+<none>\s+<none>\s+<none>\s+<none>\s+\d+s$`).MatchString(table) {
 		t.Errorf("get clusters: no row for prod-eu-1 with an age:\n%s", table)
 	}
 	prod := c.ok("get", "cl", "-l", "env=prod", "-o", "wide")

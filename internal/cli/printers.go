@@ -108,6 +108,25 @@ func shortSHA(path string) func(doc, time.Time) string {
 	}
 }
 
+// clusterPhase shows a cluster whose agent never reported as Pending.
+func clusterPhase(d doc, _ time.Time) string {
+	if p := d.str("status.phase"); p != "<none>" {
+		return p
+	}
+	return string(v1.ClusterPending)
+}
+
+// shortDigest shows the first 12 hex digits of a sha256:<hex> digest.
+func shortDigest(path string) func(doc, time.Time) string {
+	return func(d doc, _ time.Time) string {
+		s := strings.TrimPrefix(d.str(path), "sha256:")
+		if len(s) > 12 && s != "<none>" {
+			return s[:12]
+		}
+		return s
+	}
+}
+
 func labelsCell(d doc, _ time.Time) string {
 	m, _ := d.get("metadata.labels").(map[string]any)
 	if len(m) == 0 {
@@ -155,9 +174,10 @@ func columnsOf(kind string) []column {
 	var mid []column
 	switch kind {
 	case v1.KindCluster:
-		mid = []column{{header: "PHASE", cell: field("status.phase")}, {header: "AGENT", cell: field("status.agentVersion")},
-			{header: "LAST SEEN", cell: ageOf("status.lastSeen")}, {header: "KUBERNETES", wide: true, cell: field("status.kubernetesVersion")},
-			{header: "LABELS", wide: true, cell: labelsCell}}
+		mid = []column{{header: "PHASE", cell: clusterPhase}, {header: "HEALTH", cell: field("status.health")},
+			{header: "AGENT", cell: field("status.agentVersion")}, {header: "KUBERNETES", cell: field("status.kubernetesVersion")},
+			{header: "LAST SEEN", cell: ageOf("status.lastSeen")}, {header: "DESIRED", wide: true, cell: shortDigest("status.desiredDigest")},
+			{header: "APPLIED", wide: true, cell: shortDigest("status.appliedDigest")}, {header: "LABELS", wide: true, cell: labelsCell}}
 	case v1.KindSource:
 		mid = []column{{header: "URL", cell: field("spec.git.url")}, {header: "REF", cell: gitRef},
 			{header: "COMMIT", cell: shortSHA("status.commit.sha")}, {header: "INTERVAL", wide: true, cell: field("spec.git.interval")},

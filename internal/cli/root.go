@@ -64,6 +64,7 @@ func NewRoot(s Streams) *cobra.Command {
 		newDeleteCmd(g),
 		newAuditCmd(g),
 		newTokenCmd(g),
+		newClusterCmd(g),
 		newWhoAmICmd(g),
 		newCompletionCmd(s),
 	)

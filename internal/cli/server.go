@@ -41,6 +41,8 @@ func serverSettings() []*serverSetting {
 		{flag: "log-format", env: "FLOTILLA_LOG_FORMAT", key: "logFormat", def: "text", usage: "text or json"},
 		{flag: "max-body-bytes", env: "FLOTILLA_MAX_BODY_BYTES", key: "maxBodyBytes", def: "4194304", usage: "largest request body accepted"},
 		{flag: "shutdown-timeout", env: "FLOTILLA_SHUTDOWN_TIMEOUT", key: "shutdownTimeout", def: "30s", usage: "how long to let in-flight requests finish on shutdown"},
+		{flag: "max-long-polls", env: "FLOTILLA_MAX_LONG_POLLS", key: "maxLongPolls", def: "20000", usage: "agent long polls held at once; more are answered 429 with Retry-After"},
+		{flag: "long-poll-timeout", env: "FLOTILLA_LONG_POLL_TIMEOUT", key: "longPollTimeout", def: "30s", usage: "how long an agent's long poll is held without a change"},
 	}
 }
 
@@ -94,6 +96,8 @@ type serverConfig struct {
 	Logger          *slog.Logger
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
+	MaxLongPolls    int
+	LongPollTimeout time.Duration
 }
 
 func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
@@ -132,6 +136,14 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 		return nil, fmt.Errorf("shutdown timeout %q: want a positive duration such as 30s", v["shutdown-timeout"])
 	}
 	c.ShutdownTimeout = d
+	polls, err := strconv.Atoi(v["max-long-polls"])
+	if err != nil || polls < 1 {
+		return nil, fmt.Errorf("max long polls %q: want a whole number of at least 1", v["max-long-polls"])
+	}
+	c.MaxLongPolls = polls
+	if c.LongPollTimeout, err = time.ParseDuration(v["long-poll-timeout"]); err != nil || c.LongPollTimeout < time.Second {
+		return nil, fmt.Errorf("long poll timeout %q: want a duration of at least 1s", v["long-poll-timeout"])
+	}
 	return c, nil
 }
 
@@ -145,7 +157,7 @@ func newServerCmd(s Streams) *cobra.Command {
 
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
-logLevel, logFormat, maxBodyBytes, shutdownTimeout.
+logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout.
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -182,7 +194,8 @@ once to standard error (and to --admin-token-file when given).`,
 			} else if cfg.AdminTokenFile != "" {
 				cfg.Logger.Info("the store already has API tokens; no admin token was created or written", "file", cfg.AdminTokenFile)
 			}
-			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout})
+			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
+				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout})
 			if err != nil {
 				return err
 			}

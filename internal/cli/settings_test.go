@@ -37,14 +37,16 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		got[s.flag] = s.value
 	}
 	want := map[string]string{
-		"listen":           "0.0.0.0:3",     // flag beats env and file
-		"log-level":        "debug",         // env beats file
-		"db":               "/from/file.db", // file beats default
-		"max-body-bytes":   "2048",          // file, numeric
-		"data-dir":         ".",             // default
-		"admin-token-file": "",
-		"log-format":       "text",
-		"shutdown-timeout": "30s",
+		"listen":            "0.0.0.0:3",     // flag beats env and file
+		"log-level":         "debug",         // env beats file
+		"db":                "/from/file.db", // file beats default
+		"max-body-bytes":    "2048",          // file, numeric
+		"data-dir":          ".",             // default
+		"admin-token-file":  "",
+		"log-format":        "text",
+		"shutdown-timeout":  "30s",
+		"max-long-polls":    "20000",
+		"long-poll-timeout": "30s",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

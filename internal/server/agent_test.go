@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,9 @@ import (
 	"flotilla.dev/flotilla/internal/bundle"
 	"flotilla.dev/flotilla/internal/server"
 	"flotilla.dev/flotilla/internal/store"
+	"flotilla.dev/flotilla/internal/store/postgres"
+	"flotilla.dev/flotilla/internal/store/postgres/pgtest"
+	"flotilla.dev/flotilla/internal/store/sqlstore"
 )
 
 // agentRequestFor builds a request that succeeds on an agent-protocol route for a caller allowed
@@ -497,5 +501,69 @@ func TestBundleUpload(t *testing.T) {
 	st := wantStatus(t, err, http.StatusUnprocessableEntity, v1.ReasonInvalid)
 	if !hasField(st.Fields, "clusters[0]") {
 		t.Errorf("assign to a missing cluster: fields %+v", st.Fields)
+	}
+}
+
+// TestLongPollAcrossReplicas holds an agent's long poll on one server and changes the cluster's
+// assignment through another server on the same PostgreSQL database: the change must reach the
+// poll through LISTEN/NOTIFY well before the store's poll fallback.
+func TestLongPollAcrossReplicas(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := newEnvOn(t, dsn)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, dsn, postgres.Options{Store: sqlstore.Options{PollInterval: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvB, err := server.New(server.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsB := httptest.NewServer(srvB.Handler())
+	t.Cleanup(func() {
+		srvB.StopStreams()
+		tsB.Close()
+		st.Close()
+	})
+	adminB, err := client.New(client.Options{Server: tsB.URL, Token: a.secrets["admin"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ae := &agentEnv{env: a, agents: map[string]*client.Client{}, epochs: map[string]int64{}, creds: map[string]string{}}
+	if _, err := a.admin.Create(ctx, cluster("eu-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	agent := ae.register("eu-1")
+	b := testBundle(t, "replicas")
+	ae.release("web-1", b, "eu-1")
+	cur, err := agent.Desired(ctx, client.DesiredOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		ds  *v1.DesiredState
+		err error
+		at  time.Time
+	}
+	done := make(chan answer, 1)
+	go func() {
+		ds, err := agent.Desired(ctx, client.DesiredOptions{After: cur.Digest, Wait: 20 * time.Second})
+		done <- answer{ds, err, time.Now()}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if _, err := adminB.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-1", Clusters: []string{"eu-1"}}); err != nil {
+		t.Fatalf("assign through replica B: %v", err)
+	}
+	select {
+	case got := <-done:
+		if got.err != nil || got.ds == nil || len(got.ds.Assignments) != 1 {
+			t.Fatalf("poll on replica A = %+v, %v", got.ds, got.err)
+		}
+		if d := got.at.Sub(start); d > time.Second {
+			t.Errorf("replica A's poll answered %v after the change on replica B", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica A's poll did not see the change made on replica B within 10s")
 	}
 }

@@ -20,7 +20,9 @@
 //     --include-crds --skip-tests`): the chart's files are read through the
 //     same confined filesystem, .helmignore is honoured, dependencies must be
 //     vendored in charts/, values files are relative to the chart directory
-//     and must stay in the repository.
+//     and must stay in the repository. Hooks other than test hooks are kept
+//     as ordinary objects (Flotilla applies a bundle, it has no hook
+//     phases); NOTES.txt is dropped.
 //
 // # Per-cluster variables
 //

@@ -11,7 +11,7 @@ CLUSTERS ?= 3
 
 export FLOTILLA_DEVFLEET_BIN := $(CURDIR)/bin/flotilla-devfleet
 
-.PHONY: all build fleet test test-unit test-e2e lint vet staticcheck tools demo fleet-up bench clean
+.PHONY: all build fleet test fuzz test-unit test-e2e lint vet staticcheck tools demo fleet-up bench clean
 
 all: build
 
@@ -27,6 +27,14 @@ fleet:
 test: build fleet
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... 2>/dev/null)
+
+## fuzz: a short run of every fuzz target (FUZZTIME each); longer runs: make fuzz FUZZTIME=10m
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeYAML$$' -fuzztime $(FUZZTIME) ./api/v1
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/bundle
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/render/manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/render/repofs
 
 ## test-unit: only the tests that need no local fleet
 test-unit:

@@ -123,43 +123,61 @@ func (b *backend) runBatch(batch []*writeReq) {
 }
 
 // tryBatch runs every write of batch in one transaction. It returns each
-// write's result, or an error if the transaction as a whole failed before
-// commit; a failed commit is reported as every successful write's result.
+// write's result, or an error if the transaction as a whole failed; a
+// failed commit is reported as every successful write's result.
+//
+// Statements whose results a write does not need (its final inserts and
+// updates) are not sent at once: they wait in a pipeline and go out with
+// the next read, or with the batch's last statement. A batch of creates
+// thus costs one round trip plus the commit. An error from a deferred
+// statement cannot be pinned on one write, so it breaks the batch and
+// runBatch runs every write again on its own.
 func (b *backend) tryBatch(ctx context.Context, batch []*writeReq) ([]error, error) {
 	tx, err := b.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
+	fail := func(err error) ([]error, error) {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	// Take the sequence lock once; writes then number their events in
 	// memory and the final value is stored just before commit.
 	var start int64
 	if err := tx.QueryRow(ctx, `SELECT value FROM flotilla_seq WHERE id = 1 FOR UPDATE`).Scan(&start); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("lock sequence: %w", err)
+		return fail(fmt.Errorf("lock sequence: %w", err))
 	}
+	p := &pipeline{tx: tx}
 	seq := start
 	results := make([]error, len(batch))
 	for i, r := range batch {
 		before := seq
-		q := &savepointQuerier{tx: tx, seq: &seq}
+		q := &batchQuerier{p: p, seq: &seq, start: -1}
+		p.cur = q
 		err := runGuarded(ctx, r.fn, q)
+		p.cur = nil
+		if p.broken != nil {
+			return fail(p.broken)
+		}
 		if err == nil {
 			continue
 		}
 		results[i] = err
 		seq = before
-		if q.set {
-			if _, rbErr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT w"); rbErr != nil {
-				_ = tx.Rollback(context.WithoutCancel(ctx))
-				return nil, fmt.Errorf("rollback to savepoint: %w", rbErr)
-			}
+		switch {
+		case q.start < 0:
+			// It wrote nothing.
+		case q.savepointSent:
+			p.queue(sqlstore.Stmt{SQL: "ROLLBACK TO SAVEPOINT w"})
+		default:
+			p.pending = p.pending[:q.start-p.sent] // its writes never left
 		}
 	}
 	if seq != start {
-		if _, err := tx.Exec(ctx, `UPDATE flotilla_seq SET value = $1 WHERE id = 1`, seq); err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("store sequence: %w", err)
-		}
+		p.queue(sqlstore.Stmt{SQL: `UPDATE flotilla_seq SET value = $1 WHERE id = 1`, Args: []any{seq}})
+	}
+	if err := p.flush(ctx); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		for i := range results {
@@ -181,69 +199,146 @@ func runGuarded(ctx context.Context, fn func(ctx context.Context, q sqlstore.Que
 	return fn(ctx, q)
 }
 
-// savepointQuerier sends "SAVEPOINT w" in the same round trip as the first
-// statement of a write, so a savepoint per write costs no extra round trip.
-type savepointQuerier struct {
-	tx  pgx.Tx
-	set bool
-	seq *int64 // the batch's event sequence, see sqlstore.SeqCounter
+// pipeline holds statements of a batch transaction not sent yet.
+type pipeline struct {
+	tx      pgx.Tx
+	pending []sqlstore.Stmt
+	sent    int           // statements sent so far
+	broken  error         // set once a statement failed: the transaction is aborted
+	cur     *batchQuerier // the write running now
+}
+
+func (p *pipeline) queue(stmts ...sqlstore.Stmt) { p.pending = append(p.pending, stmts...) }
+
+// send sends the pending statements and then last (if any) in one round
+// trip, checks the pending ones, and returns the results positioned at
+// last's; the caller closes them. Without last it closes them itself.
+func (p *pipeline) send(ctx context.Context, last *sqlstore.Stmt) (pgx.BatchResults, error) {
+	if p.broken != nil {
+		return nil, p.broken
+	}
+	if len(p.pending) == 0 && last == nil {
+		return nil, nil
+	}
+	if c := p.cur; c != nil && c.start >= 0 && !c.savepointSent {
+		// The running write's own writes are about to leave while it may
+		// still fail: put a savepoint in front of them.
+		at := c.start - p.sent
+		p.pending = append(p.pending[:at], append([]sqlstore.Stmt{{SQL: "SAVEPOINT w"}}, p.pending[at:]...)...)
+		c.savepointSent = true
+	}
+	var batch pgx.Batch
+	for _, st := range p.pending {
+		batch.Queue(st.SQL, st.Args...)
+	}
+	if last != nil {
+		batch.Queue(last.SQL, last.Args...)
+	}
+	n := len(p.pending)
+	p.pending = p.pending[:0]
+	p.sent += batch.Len()
+	br := p.tx.SendBatch(ctx, &batch)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			p.broken = fmt.Errorf("batched write: %w", err)
+			return nil, p.broken
+		}
+	}
+	if last == nil {
+		if err := br.Close(); err != nil {
+			p.broken = fmt.Errorf("batched write: %w", err)
+			return nil, p.broken
+		}
+		return nil, nil
+	}
+	return br, nil
+}
+
+func (p *pipeline) flush(ctx context.Context) error {
+	_, err := p.send(ctx, nil)
+	return err
+}
+
+// batchQuerier is one write's view of the batch: reads go out at once
+// (with whatever is pending), writes wait in the pipeline. A write whose
+// statements are all still pending when it fails is undone by dropping
+// them; only when a read of the same write sends them early does a
+// "SAVEPOINT w" go in front of them, to roll back to. Single-object writes
+// queue their statements last, so they need no savepoint at all.
+type batchQuerier struct {
+	p             *pipeline
+	seq           *int64 // the batch's event sequence, see sqlstore.SeqCounter
+	start         int    // position of its first statement among all, -1 if none
+	savepointSent bool
 }
 
 // Seq implements sqlstore.SeqCounter.
-func (q *savepointQuerier) Seq() int64 { return *q.seq }
+func (q *batchQuerier) Seq() int64 { return *q.seq }
 
 // SetSeq implements sqlstore.SeqCounter.
-func (q *savepointQuerier) SetSeq(v int64) { *q.seq = v }
+func (q *batchQuerier) SetSeq(v int64) { *q.seq = v }
 
-func (q *savepointQuerier) first(ctx context.Context, sql string, args []any) pgx.BatchResults {
-	var batch pgx.Batch
-	batch.Queue("SAVEPOINT w")
-	batch.Queue(sql, args...)
-	br := q.tx.SendBatch(ctx, &batch)
-	q.set = true
-	return br
+// ExecAll implements sqlstore.Pipeliner by deferring stmts.
+func (q *batchQuerier) ExecAll(_ context.Context, stmts []sqlstore.Stmt) error {
+	if q.p.broken != nil {
+		return q.p.broken
+	}
+	if q.start < 0 && len(stmts) > 0 {
+		q.start = q.p.sent + len(q.p.pending)
+	}
+	q.p.queue(stmts...)
+	return nil
 }
 
-func (q *savepointQuerier) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	if q.set {
-		return querier{q.tx}.Exec(ctx, sql, args...)
+func (q *batchQuerier) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if q.p.broken != nil {
+		return 0, q.p.broken
 	}
-	br := q.first(ctx, sql, args)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return 0, err
+	if q.start < 0 {
+		q.start = q.p.sent + len(q.p.pending)
 	}
-	tag, err := br.Exec()
+	// Sent as the last statement, after the savepoint send inserts.
+	br, err := q.p.send(ctx, &sqlstore.Stmt{SQL: sql, Args: args})
 	if err != nil {
 		return 0, err
 	}
-	return tag.RowsAffected(), br.Close()
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		q.p.broken = fmt.Errorf("batched write: %w", err)
+		return 0, q.p.broken
+	}
+	return tag.RowsAffected(), nil
 }
 
-func (q *savepointQuerier) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
-	if q.set {
-		return querier{q.tx}.Query(ctx, sql, args...)
-	}
-	br := q.first(ctx, sql, args)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
+func (q *batchQuerier) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	br, err := q.p.send(ctx, &sqlstore.Stmt{SQL: sql, Args: args})
+	if err != nil {
 		return nil, err
 	}
 	rows, err := br.Query()
 	if err != nil {
-		br.Close()
-		return nil, err
+		_ = br.Close()
+		q.p.broken = fmt.Errorf("batched read: %w", err)
+		return nil, q.p.broken
 	}
 	return &batchRows{Rows: rows, br: br}, nil
 }
 
-func (q *savepointQuerier) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
-	if q.set {
-		return querier{q.tx}.QueryRow(ctx, sql, args...)
+func (q *batchQuerier) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	br, err := q.p.send(ctx, &sqlstore.Stmt{SQL: sql, Args: args})
+	if err != nil {
+		return errRow{err}
 	}
-	br := q.first(ctx, sql, args)
-	return &batchRow{br: br}
+	return &batchRow{br: br, p: q.p}
 }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type batchRows struct {
 	pgx.Rows
@@ -255,27 +350,30 @@ func (r *batchRows) Close() {
 	_ = r.br.Close()
 }
 
-type batchRow struct{ br pgx.BatchResults }
+type batchRow struct {
+	br pgx.BatchResults
+	p  *pipeline
+}
 
+// Scan reads the row; "no rows" is an answer, any other error aborted the
+// transaction and breaks the batch.
 func (r *batchRow) Scan(dest ...any) error {
-	defer r.br.Close()
-	if _, err := r.br.Exec(); err != nil {
-		return err
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); err == nil && cerr != nil {
+		err = cerr
 	}
-	if err := r.br.QueryRow().Scan(dest...); err != nil {
-		return err
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		r.p.broken = fmt.Errorf("batched read: %w", err)
+		return r.p.broken
 	}
-	return r.br.Close()
+	return err
 }
 
 // sendBatch pipelines stmts and returns the first error.
 func sendBatch(ctx context.Context, db interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}, stmts []sqlstore.Stmt, withSavepoint bool) error {
+}, stmts []sqlstore.Stmt) error {
 	var batch pgx.Batch
-	if withSavepoint {
-		batch.Queue("SAVEPOINT w")
-	}
 	for _, st := range stmts {
 		batch.Queue(st.SQL, st.Args...)
 	}
@@ -287,13 +385,6 @@ func sendBatch(ctx context.Context, db interface {
 		}
 	}
 	return br.Close()
-}
-
-// ExecAll implements sqlstore.Pipeliner.
-func (q *savepointQuerier) ExecAll(ctx context.Context, stmts []sqlstore.Stmt) error {
-	first := !q.set
-	q.set = true
-	return sendBatch(ctx, q.tx, stmts, first)
 }
 
 // ExecAll implements sqlstore.Pipeliner.
@@ -309,5 +400,5 @@ func (q querier) ExecAll(ctx context.Context, stmts []sqlstore.Stmt) error {
 		}
 		return nil
 	}
-	return sendBatch(ctx, db, stmts, false)
+	return sendBatch(ctx, db, stmts)
 }

@@ -15,16 +15,22 @@ import (
 
 var _ store.AgentStore = (*Store)(nil)
 
-// chunk bounds the rows of one multi-row statement, well under both
-// databases' parameter limits.
-const chunk = 400
+// chunk bounds the values of one IN list, and maxParams the parameters of
+// one multi-row statement: SQLite resolves each numbered parameter by a
+// linear search of those seen so far, so preparing a statement costs the
+// square of its parameter count.
+const (
+	chunk     = 200
+	maxParams = 250
+)
 
 // insertRows returns multi-row INSERT statements of rows into table; suffix
 // (such as an ON CONFLICT clause) ends each statement.
 func insertRows(table string, cols []string, rows [][]any, suffix string) []Stmt {
 	var out []Stmt
-	for start := 0; start < len(rows); start += chunk {
-		part := rows[start:min(start+chunk, len(rows))]
+	per := max(1, maxParams/len(cols))
+	for start := 0; start < len(rows); start += per {
+		part := rows[start:min(start+per, len(rows))]
 		var b strings.Builder
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", table, strings.Join(cols, ", "))
 		args := make([]any, 0, len(part)*len(cols))

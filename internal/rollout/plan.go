@@ -52,8 +52,10 @@ type PlannedStep struct {
 // PlannedWave is a wave with its clusters resolved (sorted by name) and
 // its limits turned into numbers.
 type PlannedWave struct {
-	Name             string        `json:"name"`
-	Clusters         []string      `json:"clusters"`
+	Name     string   `json:"name"`
+	Clusters []string `json:"clusters"`
+	// Members holds the index in Plan.Clusters of each of Clusters.
+	Members          []int         `json:"members"`
 	MaxParallel      int           `json:"maxParallel"`
 	MaxFailures      int           `json:"maxFailures"`
 	Drain            bool          `json:"drain,omitempty"`
@@ -147,12 +149,14 @@ func NewPlan(strategy v1.RolloutStrategySpec, clusters []ClusterInfo) (Plan, err
 		sels[i] = sel
 	}
 	members := make([][]string, len(waves))
+	indexes := make([][]int, len(waves))
 	var unplaced []string
-	for _, c := range p.Clusters {
+	for ci, c := range p.Clusters {
 		placed := false
 		for i, sel := range sels {
 			if sel.Matches(labels.Set(c.Labels)) {
 				members[i] = append(members[i], c.Name)
+				indexes[i] = append(indexes[i], ci)
 				placed = true
 				break
 			}
@@ -170,6 +174,7 @@ func NewPlan(strategy v1.RolloutStrategySpec, clusters []ClusterInfo) (Plan, err
 		if err != nil {
 			return Plan{}, fmt.Errorf("plan: wave %q: %w: %w", w.Name, err, ErrInvalidStrategy)
 		}
+		pw.Members = indexes[i]
 		p.Waves = append(p.Waves, pw)
 	}
 	if spec.Type == v1.StrategyBlueGreen {

@@ -110,10 +110,8 @@ func NewState(plan Plan, service, release string) State {
 			Previous: c.Release, Weight: c.Weight, BaseWeight: c.Weight}
 	}
 	for wi, w := range plan.Waves {
-		for _, n := range w.Clusters {
-			if i, ok := s.index(n); ok {
-				s.Clusters[i].Wave = wi
-			}
+		for _, i := range w.Members {
+			s.Clusters[i].Wave = wi
 		}
 	}
 	return s

@@ -16,18 +16,26 @@ import (
 // Step may reuse the memory of s (its slices): callers keep only the
 // returned state, or Clone s first.
 func Step(s State, ev Event, now time.Time) (State, []Action, error) {
-	if err := check(&s, ev); err != nil {
+	ci, err := check(&s, ev)
+	if err != nil {
 		return s, nil, err
 	}
-	m := machine{s: &s, now: now}
+	m := machine{s: &s, now: now, ci: ci}
 	m.apply(ev)
 	m.drive()
 	m.settle()
 	return s, m.acts, nil
 }
 
-// check rejects an event without touching the state.
-func check(s *State, ev Event) error {
+// check rejects an event without touching the state; for a cluster
+// status it returns the cluster's index.
+func check(s *State, ev Event) (int, error) {
+	ci := -1
+	err := checkEvent(s, ev, &ci)
+	return ci, err
+}
+
+func checkEvent(s *State, ev Event, ci *int) error {
 	if s.Phase.Terminal() {
 		return fmt.Errorf("%s: rollout of %s is %s: %w", ev, s.Release, s.Phase, ErrFinished)
 	}
@@ -39,7 +47,9 @@ func check(s *State, ev Event) error {
 			return illegal("already started")
 		}
 	case ClusterStatus:
-		if _, ok := s.index(e.Cluster); !ok {
+		i, ok := s.index(e.Cluster)
+		*ci = i
+		if !ok {
 			return fmt.Errorf("%s: cluster %q is not part of this rollout: %w", ev, e.Cluster, ErrUnknownCluster)
 		}
 		switch e.Health {
@@ -98,6 +108,7 @@ func check(s *State, ev Event) error {
 type machine struct {
 	s      *State
 	now    time.Time
+	ci     int // the cluster a ClusterStatus is about
 	acts   []Action
 	timers []time.Time
 }
@@ -165,7 +176,7 @@ func (m *machine) apply(ev Event) {
 // status records a cluster's health and moves its phase.
 func (m *machine) status(e ClusterStatus) {
 	s := m.s
-	i, _ := s.index(e.Cluster)
+	i := m.ci
 	c := &s.Clusters[i]
 	if e.Health != HealthUnknown && e.Release != c.Release {
 		c.Message = "reports release " + orDash(e.Release)
@@ -220,9 +231,11 @@ func (m *machine) deadlines() {
 		return
 	}
 	w := m.wave()
+	if s.Progress.Updating == 0 {
+		return
+	}
 	var late []string
-	for _, n := range w.Clusters[:s.Progress.Next] {
-		i, _ := s.index(n)
+	for _, i := range w.Members[:s.Progress.Next] {
 		c := &s.Clusters[i]
 		if c.Phase != v1.ClusterRolloutUpdating || c.Deadline.IsZero() || m.now.Before(c.Deadline) {
 			continue
@@ -231,7 +244,7 @@ func (m *machine) deadlines() {
 		c.Message = fmt.Sprintf("not healthy within %s (health %s)", w.ProgressDeadline, orDash(c.Health))
 		s.Progress.Updating--
 		s.Progress.Failed++
-		late = append(late, n)
+		late = append(late, c.Name)
 	}
 	if len(late) > 0 {
 		t := m.now
@@ -517,23 +530,22 @@ func (m *machine) enterStep(j int) {
 	s := m.s
 	w := m.wave()
 	s.Stage, s.Step, s.Gate = StageStep, j, 0
-	m.split(w.Clusters, w.Steps[j].Weight)
+	m.split(w.Members, w.Steps[j].Weight)
 }
 
 // switchTraffic sends all traffic to the blue/green idle group.
 func (m *machine) switchTraffic() {
-	m.split(m.s.Plan.Waves[0].Clusters, 100)
+	m.split(m.s.Plan.Waves[0].Members, 100)
 	m.emit(Notify{Message: "traffic switched to " + m.s.Plan.Waves[0].Name})
 }
 
 // split gives group share percent of the traffic and the other clusters
 // the rest, evenly, remainders to the first clusters by name. Failed
 // clusters of the group get nothing.
-func (m *machine) split(group []string, share int) {
+func (m *machine) split(group []int, share int) {
 	s := m.s
 	in := make([]bool, len(s.Clusters))
-	for _, n := range group {
-		i, _ := s.index(n)
+	for _, i := range group {
 		in[i] = true
 	}
 	var gi, oi, fi []int
@@ -617,20 +629,18 @@ func (m *machine) assignMore(w *PlannedWave) {
 	if free <= 0 || p.Next >= len(w.Clusters) {
 		return
 	}
-	batch := w.Clusters[p.Next:min(p.Next+free, len(w.Clusters))]
+	end := min(p.Next+free, len(w.Clusters))
+	batch, members := w.Clusters[p.Next:end], w.Members[p.Next:end]
 	p.Next += len(batch)
 	p.Updating += len(batch)
 	deadline := m.now.Add(w.ProgressDeadline)
 	if s.Plan.Router != "" && (w.Drain || len(w.Steps) > 0) {
-		idx := make([]int, len(batch))
-		for k, n := range batch {
-			idx[k], _ = s.index(n)
-			s.Clusters[idx[k]].Drained = w.Drain
+		for _, i := range members {
+			s.Clusters[i].Drained = w.Drain
 		}
-		m.traffic(idx, make([]int, len(batch)))
+		m.traffic(members, make([]int, len(batch)))
 	}
-	for _, n := range batch {
-		i, _ := s.index(n)
+	for _, i := range members {
 		c := &s.Clusters[i]
 		c.Phase, c.Release, c.Touched, c.Deadline, c.Message = v1.ClusterRolloutUpdating, s.Release, true, deadline, ""
 		if c.Health == HealthUnknown {
@@ -664,8 +674,7 @@ func (m *machine) resume() {
 	if shift > 0 && s.Wave >= 0 {
 		// Time paused does not count against deadlines, bakes or holds.
 		var earliest time.Time
-		for _, n := range m.wave().Clusters[:s.Progress.Next] {
-			i, _ := s.index(n)
+		for _, i := range m.wave().Members[:s.Progress.Next] {
 			c := &s.Clusters[i]
 			if c.Phase == v1.ClusterRolloutUpdating && !c.Deadline.IsZero() {
 				c.Deadline = c.Deadline.Add(shift)
@@ -698,14 +707,13 @@ func (m *machine) retryFailed() {
 	w := m.wave()
 	var again []string
 	deadline := m.now.Add(w.ProgressDeadline)
-	for _, n := range w.Clusters[:s.Progress.Next] {
-		i, _ := s.index(n)
+	for _, i := range w.Members[:s.Progress.Next] {
 		c := &s.Clusters[i]
 		if c.Phase != v1.ClusterRolloutFailed {
 			continue
 		}
 		c.Phase, c.Deadline, c.Message, c.Health = v1.ClusterRolloutUpdating, deadline, "retried", ""
-		again = append(again, n)
+		again = append(again, c.Name)
 	}
 	s.Progress.Failed -= len(again)
 	s.Progress.Updating += len(again)
@@ -827,14 +835,13 @@ func (m *machine) args(ref *v1.AnalysisRef) map[string]map[string]string {
 			tmpls[k] = t
 		}
 	}
-	for _, n := range m.wave().Clusters {
-		i, _ := s.index(n)
+	for _, i := range m.wave().Members {
 		if s.Clusters[i].Phase == v1.ClusterRolloutFailed {
 			continue
 		}
-		pi, _ := s.Plan.index(n)
+		n := s.Clusters[i].Name
 		data := map[string]any{
-			"Cluster": map[string]any{"Name": n, "Labels": s.Plan.Clusters[pi].Labels},
+			"Cluster": map[string]any{"Name": n, "Labels": s.Plan.Clusters[i].Labels},
 			"Service": s.Service, "Release": s.Release,
 		}
 		vals := make(map[string]string, len(tmpls))

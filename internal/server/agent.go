@@ -91,13 +91,21 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*auth.Pri
 	if auth.CheckSecretFormat(auth.AgentTokenPrefix, token) != nil {
 		return nil, fmt.Errorf("%w: the agent credential is malformed", auth.ErrUnauthenticated)
 	}
-	c, err := s.store.AgentByHash(ctx, auth.HashToken(token))
+	hash, now := auth.HashToken(token), time.Now()
+	if cluster, ok := s.hub.cachedAgent(hash, now); ok {
+		return &auth.Principal{Name: cluster, Kind: auth.KindAgent}, nil
+	}
+	gen := s.hub.credentialGen()
+	c, err := s.store.AgentByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: the agent credential is not known or was revoked; register the cluster again", auth.ErrUnauthenticated)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate agent: %w", err)
 	}
+	// The generation was read before the store: a revocation that commits after the read raises
+	// it (here at once, elsewhere through its event), so the entry is never trusted past it.
+	s.hub.rememberAgent(hash, c.Cluster, gen, now)
 	return &auth.Principal{Name: c.Cluster, Kind: auth.KindAgent}, nil
 }
 
@@ -167,7 +175,7 @@ func (s *Server) revokeAgent(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		}
 		return err
 	}
-	s.hub.kick(name)
+	s.hub.credentialChanged(name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -195,7 +203,7 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request, _ *auth.P
 	case err != nil:
 		return err
 	}
-	s.hub.kick(cluster)
+	s.hub.credentialChanged(cluster)
 	writeJSON(w, http.StatusCreated, v1.RegisterResponse{Cluster: cluster, Credential: cred})
 	return nil
 }
@@ -292,10 +300,12 @@ func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	ctx := r.Context()
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
-	for first := true; ; first = false {
+	gen := s.hub.credentialGen()
+	for {
 		woken := s.hub.wait(p.Name)
-		if !first {
-			// A wake-up may be a revocation: the credential must still hold.
+		if g := s.hub.credentialGen(); g != gen {
+			// Some credential changed (maybe this one was revoked): it must still hold.
+			gen = g
 			if _, err := s.authenticate(r); err != nil {
 				return err
 			}

@@ -461,7 +461,9 @@ func TestLongPollOverload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { _, _ = e.agents[c].Desired(ctx, client.DesiredOptions{After: ds.Digest, Wait: 10 * time.Second}) })
+		wg.Go(func() {
+			_, _ = e.agents[c].Desired(ctx, client.DesiredOptions{After: ds.Digest, Wait: 10 * time.Second})
+		})
 	}
 	time.Sleep(300 * time.Millisecond)
 	_, err := e.agents["c"].Desired(ctx, client.DesiredOptions{})

@@ -10,18 +10,74 @@ import (
 )
 
 // agentHub wakes long polls. It keeps, per cluster, a channel that the next change closes and the
-// latest desired state known. One goroutine follows the event log for DesiredState and
+// latest desired state known. One goroutine follows the event log for Assignments and
 // AgentCredential events, so a change written by this replica or another (whose events arrive
 // through the store's wake-up path: in-process broadcast on SQLite, LISTEN/NOTIFY on PostgreSQL)
 // reaches every waiting agent of that cluster at once, without a store read per waiter.
+//
+// It also caches agent credentials (hash -> cluster). An entry is trusted only while the credential
+// generation, raised by every AgentCredential event and every registration or revocation in this
+// process, is the one read before the entry's store read, and for at most credentialTTL:
+// revocation stays immediate in this replica and as fast as its event reaches the others.
 type agentHub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
 	cache   map[string]*store.DesiredState
+	credGen int64
+	creds   map[string]cachedCredential
 }
 
+type cachedCredential struct {
+	cluster string
+	gen     int64
+	at      time.Time
+}
+
+// credentialTTL bounds how long a cached credential is trusted without a store read.
+const credentialTTL = 30 * time.Second
+
 func newAgentHub() *agentHub {
-	return &agentHub{waiters: map[string]chan struct{}{}, cache: map[string]*store.DesiredState{}}
+	return &agentHub{waiters: map[string]chan struct{}{}, cache: map[string]*store.DesiredState{},
+		creds: map[string]cachedCredential{}}
+}
+
+// credentialGen returns the credential generation.
+func (h *agentHub) credentialGen() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.credGen
+}
+
+// credentialChanged raises the credential generation, which drops every cached credential, and
+// wakes the waiters of cluster, which then authenticate again.
+func (h *agentHub) credentialChanged(cluster string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.credGen++
+	clear(h.creds)
+	h.kickLocked(cluster)
+}
+
+// cachedAgent returns the cluster of a cached, still trusted credential hash.
+func (h *agentHub) cachedAgent(hash string, now time.Time) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.creds[hash]
+	if !ok || c.gen != h.credGen || now.Sub(c.at) > credentialTTL {
+		delete(h.creds, hash)
+		return "", false
+	}
+	return c.cluster, true
+}
+
+// rememberAgent caches a credential hash read from the store, if the generation gen read before
+// that store read is still current.
+func (h *agentHub) rememberAgent(hash, cluster string, gen int64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if gen == h.credGen {
+		h.creds[hash] = cachedCredential{cluster: cluster, gen: gen, at: now}
+	}
 }
 
 // wait returns a channel closed by the next change of cluster.
@@ -36,13 +92,7 @@ func (h *agentHub) wait(cluster string) <-chan struct{} {
 	return ch
 }
 
-// kick wakes the waiters of cluster.
-func (h *agentHub) kick(cluster string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.kickLocked(cluster)
-}
-
+// kickLocked wakes the waiters of cluster; h.mu is held.
 func (h *agentHub) kickLocked(cluster string) {
 	if ch, ok := h.waiters[cluster]; ok {
 		close(ch)
@@ -95,7 +145,7 @@ func (h *agentHub) run(ctx context.Context, st store.Store) {
 		}
 		sleep(ctx, time.Second)
 	}
-	f := store.EventFilter{Kinds: []string{store.KindDesiredState, store.KindAgentCredential}}
+	f := store.EventFilter{Kinds: []string{store.KindAssignments, store.KindAgentCredential}}
 	for ctx.Err() == nil {
 		latest, err := st.LatestSeq(ctx)
 		if err != nil {
@@ -110,16 +160,18 @@ func (h *agentHub) run(ctx context.Context, st store.Store) {
 		for _, e := range evs {
 			after = e.Seq
 			switch e.Kind {
-			case store.KindDesiredState:
-				var ds store.DesiredState
-				if e.Object == nil || json.Unmarshal(e.Object.Spec, &ds) != nil {
-					h.forget(e.Name) // the next poll reads the store
+			case store.KindAssignments:
+				var ch store.AssignmentsChange
+				if e.Object == nil || json.Unmarshal(e.Object.Spec, &ch) != nil {
+					h.forgetAll() // the next polls read the store
 					continue
 				}
-				ds.Seq = e.Seq
-				h.publish(&ds)
+				for i := range ch.Changed {
+					ch.Changed[i].Seq = e.Seq
+					h.publish(&ch.Changed[i])
+				}
 			case store.KindAgentCredential:
-				h.kick(e.Name) // waiters re-check their credential
+				h.credentialChanged(e.Name) // waiters re-check their credential
 			}
 		}
 		if len(evs) == hubBatch {
@@ -132,12 +184,14 @@ func (h *agentHub) run(ctx context.Context, st store.Store) {
 	}
 }
 
-// forget drops the cached state of cluster and wakes its waiters.
-func (h *agentHub) forget(cluster string) {
+// forgetAll drops every cached state and wakes every waiter.
+func (h *agentHub) forgetAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.cache, cluster)
-	h.kickLocked(cluster)
+	clear(h.cache)
+	for c := range h.waiters {
+		h.kickLocked(c)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

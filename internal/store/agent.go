@@ -26,9 +26,12 @@ var (
 // Event kinds the agent side writes to the log. They are not API object
 // kinds, so watches of objects never carry them; the audit trail does.
 const (
-	// KindDesiredState events carry a cluster's whole desired state after
-	// an assignment change; the event's name is the cluster.
-	KindDesiredState = "DesiredState"
+	// KindAssignments events record one SetAssignments call: the name is
+	// the services it touched (comma-separated), the spec an
+	// AssignmentsChange carrying the whole new desired state of every
+	// cluster that changed, so other replicas can wake their agents
+	// without reading the store.
+	KindAssignments = "Assignments"
 	// KindAgentCredential events record bootstrap tokens issued, agents
 	// registered and credentials revoked; the name is the cluster.
 	KindAgentCredential = "AgentCredential"
@@ -108,6 +111,11 @@ type DesiredState struct {
 	Seq         int64        `json:"-"`
 }
 
+// AssignmentsChange is the spec of a KindAssignments event.
+type AssignmentsChange struct {
+	Changed []DesiredState `json:"changed"`
+}
+
 // DesiredDigest returns "sha256:<hex>" of the canonical form of a set of
 // assignments (sorted by service; cluster and bookkeeping excluded). The
 // digest depends only on content, so an agent that holds it holds exactly
@@ -144,7 +152,7 @@ type AgentStatus struct {
 
 // AgentStore keeps what the agent protocol needs. Bootstrap tokens and
 // credentials are stored hashed; assignments change a cluster's desired
-// state and write one KindDesiredState event per changed cluster, in one
+// state and write one KindAssignments event per call, in one
 // transaction; heartbeats write no event unless the summary changes.
 type AgentStore interface {
 	// CreateBootstrapToken stores a one-time token for a cluster and
@@ -171,7 +179,8 @@ type AgentStore interface {
 	GetLease(ctx context.Context, cluster string) (*Lease, error)
 	// SetAssignments applies every change in one transaction: an
 	// Assignment with an empty Release removes (Cluster, Service). It
-	// returns the new desired state of each cluster whose state changed.
+	// returns the new desired state of each cluster whose state changed;
+	// their Seq is that of the call's one event.
 	SetAssignments(ctx context.Context, as []Assignment, by Actor) ([]DesiredState, error)
 	// Desired returns the desired state of cluster (empty, with the digest
 	// of no assignments, when it has none).

@@ -21,7 +21,7 @@ var _ store.AgentStore = (*Store)(nil)
 // square of its parameter count.
 const (
 	chunk     = 200
-	maxParams = 250
+	maxParams = 100
 )
 
 // insertRows returns multi-row INSERT statements of rows into table; suffix
@@ -431,21 +431,29 @@ func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by st
 		if len(out) == 0 {
 			return errNoChange
 		}
-		var last int64
-		if err := q.QueryRow(ctx, `UPDATE flotilla_seq SET value = value + $1 WHERE id = 1 RETURNING value`, len(out)).Scan(&last); err != nil {
-			return fmt.Errorf("next sequence numbers: %w", err)
+		seq, err := nextSeq(ctx, q)
+		if err != nil {
+			return err
 		}
-		first := last - int64(len(out)) + 1
-		var events, desired [][]any
+		var desired [][]any
+		services := map[string]bool{}
 		for i := range out {
-			out[i].Seq = first + int64(i)
-			row, err := eventRow(out[i].Seq, nanos, store.Updated, store.KindDesiredState, out[i].Cluster, by, out[i])
-			if err != nil {
-				return err
-			}
-			events = append(events, row)
-			desired = append(desired, []any{out[i].Cluster, out[i].Digest, out[i].Seq})
+			out[i].Seq = seq
+			desired = append(desired, []any{out[i].Cluster, out[i].Digest, seq})
 		}
+		for _, a := range as {
+			services[a.Service] = true
+		}
+		names := make([]string, 0, len(services))
+		for sv := range services {
+			names = append(names, sv)
+		}
+		slices.Sort(names)
+		row, err := eventRow(seq, nanos, store.Updated, store.KindAssignments, strings.Join(names, ","), by, store.AssignmentsChange{Changed: out})
+		if err != nil {
+			return err
+		}
+		events := [][]any{row}
 		stmts := deletes
 		stmts = append(stmts, insertRows("assignments", []string{"cluster", "service", "release", "bundle", "options", "updated_at", "updated_by"}, upserts,
 			` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,

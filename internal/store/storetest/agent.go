@@ -189,12 +189,13 @@ func testAssignments(t *testing.T, s store.Store) {
 		t.Errorf("assignments of eu-1 (-want +got):\n%s", diff)
 	}
 	evs := mustEvents(t, s, start, store.EventFilter{})
-	if len(evs) != 2 || evs[0].Kind != store.KindDesiredState || evs[0].Name != "eu-1" || evs[1].Name != "eu-2" || evs[0].Actor != alice {
-		t.Fatalf("events after SetAssignments = %+v; want one DesiredState event per cluster by alice", evs)
+	if len(evs) != 1 || evs[0].Kind != store.KindAssignments || evs[0].Name != "api,web" || evs[0].Actor != alice {
+		t.Fatalf("events after SetAssignments = %+v; want one Assignments event by alice naming api,web", evs)
 	}
-	var fromEvent store.DesiredState
-	if err := json.Unmarshal(evs[0].Object.Spec, &fromEvent); err != nil || fromEvent.Digest != d1.Digest || len(fromEvent.Assignments) != 2 {
-		t.Errorf("event carries %+v (%v); want the whole desired state of eu-1", fromEvent, err)
+	var fromEvent store.AssignmentsChange
+	if err := json.Unmarshal(evs[0].Object.Spec, &fromEvent); err != nil || len(fromEvent.Changed) != 2 ||
+		fromEvent.Changed[0].Digest != d1.Digest || len(fromEvent.Changed[0].Assignments) != 2 {
+		t.Errorf("event carries %+v (%v); want the whole desired state of eu-1 and eu-2", fromEvent, err)
 	}
 
 	// The same assignments again change nothing and write nothing.
@@ -236,11 +237,11 @@ func testManyClusterAssignments(t *testing.T, s store.Store) {
 	if err != nil || len(changed) != 1000 {
 		t.Fatalf("SetAssignments of 1000 clusters: %d changed, %v", len(changed), err)
 	}
-	if got := mustLatest(t, s); got != start+1000 {
-		t.Errorf("latest seq %d, want %d (one event per cluster)", got, start+1000)
+	if got := mustLatest(t, s); got != start+1 {
+		t.Errorf("latest seq %d, want %d (one event per call)", got, start+1)
 	}
 	d, err := s.Desired(ctx, "c0999")
-	if err != nil || len(d.Assignments) != 1 || d.Seq != start+1000 {
+	if err != nil || len(d.Assignments) != 1 || d.Seq != start+1 {
 		t.Errorf("Desired(c0999) = %+v, %v", d, err)
 	}
 }

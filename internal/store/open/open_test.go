@@ -33,13 +33,14 @@ func TestParse(t *testing.T) {
 
 // TestOpenBoth opens each backend through a DSN and round-trips an object.
 func TestOpenBoth(t *testing.T) {
-	dsns := map[string]string{
-		"sqlite":   "sqlite://" + filepath.Join(t.TempDir(), "f.db"),
-		"bare":     filepath.Join(t.TempDir(), "g.db"),
-		"postgres": pgtest.NewDatabase(t),
+	dsns := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "f.db") },
+		"bare":     func(t *testing.T) string { return filepath.Join(t.TempDir(), "g.db") },
+		"postgres": func(t *testing.T) string { return pgtest.NewDatabase(t) },
 	}
-	for name, dsn := range dsns {
+	for name, newDSN := range dsns {
 		t.Run(name, func(t *testing.T) {
+			dsn := newDSN(t)
 			ctx := context.Background()
 			s, err := open.Open(ctx, dsn)
 			if err != nil {

@@ -71,4 +71,12 @@
 // actions in order, persists the state with them in one transaction, and
 // turns SetTimer into a later Tick (extra ticks are harmless). Duplicate
 // deliveries of an analysis result get ErrIllegalEvent and may be dropped.
+//
+// # Tests
+//
+// testdata/*.txt are scripts: a plan (strategy and clusters) then
+// timestamped events, each followed by the actions and a compact state.
+// TestScripts replays them; `go test ./internal/rollout -run TestScripts
+// -update` rewrites the expected output after a deliberate change.
+// TestRandomSequences checks the invariants above over random events.
 package rollout

@@ -19,9 +19,9 @@ type ClusterInfo struct {
 	// Release is the release the cluster is assigned now: the target of a
 	// rollback ("" when the service is new there).
 	Release string `json:"release,omitempty"`
-	// Weight is the traffic weight the router gives the cluster now. It is
-	// restored after a drain, after the canary and on rollback, and it tells
-	// which blue/green group is live.
+	// Weight is the traffic weight (0 to 100) the router gives the cluster
+	// now. It is restored after a drain, after the canary and on rollback,
+	// and it tells which blue/green group is live.
 	Weight int `json:"weight"`
 }
 
@@ -100,8 +100,14 @@ func NewPlan(strategy v1.RolloutStrategySpec, clusters []ClusterInfo) (Plan, err
 	p := Plan{Type: spec.Type, Router: spec.TrafficRouter, OnFailure: spec.OnFailure, Windows: spec.Windows}
 	p.Clusters = slices.Clone(clusters)
 	slices.SortFunc(p.Clusters, func(a, b ClusterInfo) int { return strings.Compare(a.Name, b.Name) })
-	for i := 1; i < len(p.Clusters); i++ {
-		if p.Clusters[i].Name == p.Clusters[i-1].Name {
+	for i, c := range p.Clusters {
+		if c.Name == "" {
+			return Plan{}, fmt.Errorf("plan: a cluster has no name: %w", ErrInvalidStrategy)
+		}
+		if c.Weight < 0 || c.Weight > 100 {
+			return Plan{}, fmt.Errorf("plan: cluster %q: weight must be from 0 to 100, got %d: %w", c.Name, c.Weight, ErrInvalidStrategy)
+		}
+		if i > 0 && c.Name == p.Clusters[i-1].Name {
 			return Plan{}, fmt.Errorf("plan: cluster %q listed twice: %w", p.Clusters[i].Name, ErrInvalidStrategy)
 		}
 	}

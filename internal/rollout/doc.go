@@ -21,7 +21,7 @@
 // before gates, update (at most MaxParallel clusters Updating at once; with
 // Drain a cluster's weight goes to 0 before its Assign and back once it is
 // Healthy), canary steps (the wave's share of traffic, then the step's
-// analyses and bake), after gates, and for blue/green the traffic switch
+// analyses, one after the other, then its bake), after gates, and for blue/green the traffic switch
 // and the hold. Gates run one at a time: an analysis waits for its
 // AnalysisResult, an approval for an Approval from a user holding one of
 // its roles (others get ErrNotPermitted), a bake for the wave's clusters
@@ -52,9 +52,9 @@
 //     onFailure rollback restores every traffic weight first, then assigns
 //     every touched cluster the release it had before (phase RolledBack;
 //     Failed when nothing was touched). With onFailure pause the rollout
-//     pauses: Resume or Retry reassigns the failed clusters and re-runs the
-//     failed gate, Promote skips the gate or accepts the failures, Abort
-//     rolls back. An Inconclusive analysis always pauses.
+//     pauses: Resume or Retry re-runs the failed gate or reassigns the
+//     failed clusters, Promote skips the gate or accepts the failures,
+//     Abort rolls back. An Inconclusive analysis always pauses.
 //   - Pause stops all progress; deadlines, bakes and holds move by the time
 //     spent paused. A failure while paused is still handled.
 //   - Abort rolls back like a failure and ends Aborted; Rollback{To} sends

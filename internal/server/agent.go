@@ -627,15 +627,16 @@ func (s *Server) releaseAssignments(ctx context.Context, req *v1.AssignRequest, 
 	opts.SelfHeal = sync.SelfHeal != nil && *sync.SelfHeal
 	optJSON, _ := json.Marshal(opts)
 	checked := map[string]bool{}
+	bundleOf := map[string]*v1.ReleaseBundle{}
+	for j := range rel.Status.Bundles {
+		for _, c := range rel.Status.Bundles[j].Clusters {
+			bundleOf[c] = &rel.Status.Bundles[j]
+		}
+	}
 	var fields []v1.FieldError
 	as := make([]store.Assignment, 0, len(req.Clusters))
 	for i, c := range req.Clusters {
-		var rb *v1.ReleaseBundle
-		for j := range rel.Status.Bundles {
-			if slices.Contains(rel.Status.Bundles[j].Clusters, c) {
-				rb = &rel.Status.Bundles[j]
-			}
-		}
+		rb := bundleOf[c]
 		if rb == nil {
 			fields = append(fields, v1.FieldError{Path: fmt.Sprintf("clusters[%d]", i),
 				Message: fmt.Sprintf("Release %q has no bundle for cluster %q (status.bundles)", req.Release, c)})

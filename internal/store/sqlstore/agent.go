@@ -352,7 +352,7 @@ func sameAssignment(a, b store.Assignment) bool {
 // SetAssignments implements store.AgentStore.
 func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by store.Actor) ([]store.DesiredState, error) {
 	seen := map[[2]string]int{}
-	var clusters []string
+	clusterSet := map[string]bool{}
 	for i, a := range as {
 		switch {
 		case a.Cluster == "" || a.Service == "":
@@ -367,12 +367,13 @@ func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by st
 			return nil, fmt.Errorf("set assignments: item %d repeats item %d (%s/%s): %w", i, j, a.Cluster, a.Service, store.ErrInvalid)
 		}
 		seen[k] = i
-		if !slices.Contains(clusters, a.Cluster) {
-			clusters = append(clusters, a.Cluster)
-		}
+		clusterSet[a.Cluster] = true
+	}
+	clusters := make([]string, 0, len(clusterSet))
+	for c := range clusterSet {
+		clusters = append(clusters, c)
 	}
 	slices.Sort(clusters)
-	clusters = slices.Compact(clusters)
 	var out []store.DesiredState
 	err := s.write(ctx, func(ctx context.Context, q Querier) error {
 		out = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -479,4 +480,70 @@ func TestHealthRollupDeploymentBecomesAvailable(t *testing.T) {
 		}
 	}
 	t.Logf("health went %s -> %s", first, last.Health)
+}
+
+func TestInterruptedApplyConvergesAndLeavesNothingUntracked(t *testing.T) {
+	f := testfleet.Get(t)
+	c := f.Clusters[0]
+	ns := f.Namespace(t)
+	e := newEngine(t, c)
+	var objs []*unstructured.Unstructured
+	for i := 0; i < 400; i++ {
+		objs = append(objs, configMap(ns, fmt.Sprintf("cm-%03d", i), map[string]any{"i": fmt.Sprint(i)}))
+	}
+	// Cancel the apply as soon as some objects exist, as if the agent were killed.
+	ctx, cancel := context.WithCancel(ctxT(t))
+	go func() {
+		defer cancel()
+		for ctx.Err() == nil {
+			l, err := c.Dynamic.Resource(configMaps).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelManagedBy})
+			if err == nil && len(l.Items) >= 5 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	_, err := e.Apply(ctx, Request{Service: ns, Objects: objs})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Apply returned %v, want context.Canceled (did it finish before the cancel?)", err)
+	}
+	l, err := c.Dynamic.Resource(configMaps).Namespace(ns).List(ctxT(t), metav1.ListOptions{LabelSelector: LabelManagedBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := len(l.Items)
+	if created == 0 || created == len(objs) {
+		t.Fatalf("%d of %d objects exist after the interruption, want some", created, len(objs))
+	}
+	// Every object that exists is tracked, so none can leak.
+	tracked := map[string]bool{}
+	for _, k := range inventoryKeys(t, e, ns) {
+		tracked[k] = true
+	}
+	for _, u := range l.Items {
+		if !tracked["ConfigMap/"+ns+"/"+u.GetName()] {
+			t.Errorf("ConfigMap %s exists but is not in the inventory", u.GetName())
+		}
+	}
+
+	// The next apply wants only the first ten: it converges, pruning what
+	// the interrupted run created beyond them.
+	cs := mustApply(t, e, Request{Service: ns, Objects: objs[:10]})
+	if err := cs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.Count(Deleted); got < created-10 {
+		t.Errorf("pruned %d, want at least %d", got, created-10)
+	}
+	l, err = c.Dynamic.Resource(configMaps).Namespace(ns).List(ctxT(t), metav1.ListOptions{LabelSelector: LabelManagedBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 10 {
+		t.Errorf("%d ConfigMaps after convergence, want 10", len(l.Items))
+	}
+	if got := inventoryKeys(t, e, ns); len(got) != 10 {
+		t.Errorf("inventory has %d entries after convergence, want 10", len(got))
+	}
+	t.Logf("interrupted after %d of %d objects", created, len(objs))
 }

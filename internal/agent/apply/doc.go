@@ -49,6 +49,10 @@
 //     Apply; a failed apply clears the object's hash so it is retried too.
 //   - Reports carry field paths, never values, so Secret data cannot leak.
 //   - One Apply or Observe per service runs at a time in an Engine.
+//   - A desired object that already exists (made by hand or another tool) is
+//     adopted: it gets Flotilla's label and annotation and from then on is
+//     Flotilla's to update and prune. Request.Force decides whether fields
+//     another manager owns are taken over or the apply fails with a conflict.
 //
 // # Why our own engine and not fluxcd/pkg/ssa
 //

@@ -547,3 +547,29 @@ func TestInterruptedApplyConvergesAndLeavesNothingUntracked(t *testing.T) {
 	}
 	t.Logf("interrupted after %d of %d objects", created, len(objs))
 }
+
+func TestConflictFailsWithoutForceAndIsRetried(t *testing.T) {
+	f := testfleet.Get(t)
+	c := f.Clusters[0]
+	ns := f.Namespace(t)
+	e := newEngine(t, c)
+	req := Request{Service: ns, Objects: []*unstructured.Unstructured{configMap(ns, "shared", map[string]any{"owner": "flotilla"})}}
+	mustApply(t, e, req)
+	// Another tool takes the field over with its own server-side apply.
+	other := configMap(ns, "shared", map[string]any{"owner": "someone-else"})
+	if _, err := c.Dynamic.Resource(configMaps).Namespace(ns).Apply(ctxT(t), "shared", other, metav1.ApplyOptions{FieldManager: "other-tool", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	req.Objects = []*unstructured.Unstructured{configMap(ns, "shared", map[string]any{"owner": "flotilla", "new": "key"})}
+	cs := mustApply(t, e, req)
+	if cs.Count(Failed) != 1 || !strings.Contains(cs.Changes[0].Reason, "conflict") {
+		t.Fatalf("without Force: %+v, want a failed change naming the conflict", cs.Changes)
+	}
+	// The failure cleared the hash: the same desired object is tried again, and Force wins.
+	req.Force = true
+	wantActions(t, mustApply(t, e, req), map[string]Action{"ConfigMap/" + ns + "/shared": Configured})
+	live, _ := getCM(t, c, ns, "shared")
+	if v, _, _ := unstructured.NestedString(live.Object, "data", "owner"); v != "flotilla" {
+		t.Errorf("data.owner = %q after a forced apply, want flotilla", v)
+	}
+}

@@ -15,10 +15,11 @@ import (
 // through the store's wake-up path: in-process broadcast on SQLite, LISTEN/NOTIFY on PostgreSQL)
 // reaches every waiting agent of that cluster at once, without a store read per waiter.
 //
-// It also caches agent credentials (hash -> cluster). An entry is trusted only while the credential
-// generation, raised by every AgentCredential event and every registration or revocation in this
-// process, is the one read before the entry's store read, and for at most credentialTTL:
-// revocation stays immediate in this replica and as fast as its event reaches the others.
+// It also caches agent credentials (hash -> cluster) for at most credentialTTL. A change of a
+// cluster's credential (an AgentCredential event, or a registration or revocation in this process)
+// drops that cluster's entries and raises a generation; a store read is cached only if no change
+// happened since just before it. Revocation stays immediate in this replica and as fast as its
+// event reaches the others.
 type agentHub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
@@ -29,7 +30,6 @@ type agentHub struct {
 
 type cachedCredential struct {
 	cluster string
-	gen     int64
 	at      time.Time
 }
 
@@ -48,13 +48,18 @@ func (h *agentHub) credentialGen() int64 {
 	return h.credGen
 }
 
-// credentialChanged raises the credential generation, which drops every cached credential, and
-// wakes the waiters of cluster, which then authenticate again.
+// credentialChanged drops the cached credentials of cluster, raises the credential generation (so
+// that no store read racing with the change is cached) and wakes the waiters of cluster, which
+// then authenticate again.
 func (h *agentHub) credentialChanged(cluster string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.credGen++
-	clear(h.creds)
+	for hash, c := range h.creds {
+		if c.cluster == cluster {
+			delete(h.creds, hash)
+		}
+	}
 	h.kickLocked(cluster)
 }
 
@@ -63,7 +68,7 @@ func (h *agentHub) cachedAgent(hash string, now time.Time) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c, ok := h.creds[hash]
-	if !ok || c.gen != h.credGen || now.Sub(c.at) > credentialTTL {
+	if !ok || now.Sub(c.at) > credentialTTL {
 		delete(h.creds, hash)
 		return "", false
 	}
@@ -76,7 +81,7 @@ func (h *agentHub) rememberAgent(hash, cluster string, gen int64, now time.Time)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if gen == h.credGen {
-		h.creds[hash] = cachedCredential{cluster: cluster, gen: gen, at: now}
+		h.creds[hash] = cachedCredential{cluster: cluster, at: now}
 	}
 }
 

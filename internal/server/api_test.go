@@ -11,6 +11,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/store"
 )
 
 func TestObjectLifecycle(t *testing.T) { onEveryBackend(t, testObjectLifecycle) }
@@ -240,7 +241,7 @@ func testAuditRecordsWhoWhatWhen(t *testing.T, newEnv envMaker) {
 			updated.DigestBefore, updated.DigestAfter, deleted.DigestBefore, deleted.DigestAfter)
 	}
 
-	byAdmin, err := e.viewer.Audit(ctx, client.AuditOptions{Actor: "admin"})
+	byAdmin, err := e.viewer.Audit(ctx, client.AuditOptions{Actor: "admin", After: e.baseSeq})
 	if err != nil || len(byAdmin.Items) != 1 || byAdmin.Items[0].Type != "Updated" {
 		t.Errorf("audit --actor admin = %+v, %v; want the one update", byAdmin, err)
 	}
@@ -248,7 +249,7 @@ func testAuditRecordsWhoWhatWhen(t *testing.T, newEnv envMaker) {
 	if err != nil || len(future.Items) != 0 {
 		t.Errorf("audit since an hour ahead = %d events, %v; want none", len(future.Items), err)
 	}
-	page, err := e.viewer.Audit(ctx, client.AuditOptions{Limit: 2})
+	page, err := e.viewer.Audit(ctx, client.AuditOptions{Limit: 2, After: e.baseSeq})
 	if err != nil || len(page.Items) != 2 || page.Next != page.Items[1].Seq {
 		t.Fatalf("audit limit 2 = %+v, %v; want two events and next = the last seq", page, err)
 	}
@@ -319,6 +320,24 @@ func testTokens(t *testing.T, newEnv envMaker) {
 	wantStatus(t, err, 401, v1.ReasonUnauthorized)
 	err = e.admin.DeleteToken(ctx, tok.ID)
 	wantStatus(t, err, 404, v1.ReasonNotFound)
+
+	// The audit trail says who created and who revoked the token, and never shows its secret.
+	trail, err := e.viewer.Audit(ctx, client.AuditOptions{Kind: store.KindToken, Name: "ci"})
+	if err != nil {
+		t.Fatalf("Audit of token ci: %v", err)
+	}
+	type entry struct{ Type, Actor string }
+	var got []entry
+	for _, ev := range trail.Items {
+		got = append(got, entry{ev.Type, ev.Actor.String()})
+		if contains(string(ev.Object), tok.Secret) {
+			t.Errorf("audit event %d shows the token's secret", ev.Seq)
+		}
+	}
+	want := []entry{{"Created", "token:admin"}, {"Deleted", "token:admin"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit of token ci (-want +got):\n%s", diff)
+	}
 }
 
 func TestConcurrentUpdates(t *testing.T) { onEveryBackend(t, testConcurrentUpdates) }

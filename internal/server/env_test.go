@@ -32,6 +32,8 @@ type env struct {
 	deploy  *client.Client
 	viewer  *client.Client
 	anon    *client.Client
+	// baseSeq is the last event of the env's own set-up (its tokens are audited).
+	baseSeq int64
 }
 
 // clock is a settable clock for token expiry; it starts at the real time.
@@ -105,6 +107,9 @@ func newEnvOn(t testing.TB, dsn string, tune ...func(*server.Options)) *env {
 	e.deploy = e.client(e.secrets["deployer"])
 	e.viewer = e.client(e.secrets["viewer"])
 	e.anon = e.client("")
+	if e.baseSeq, err = st.LatestSeq(ctx); err != nil {
+		t.Fatalf("LatestSeq: %v", err)
+	}
 	return e
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,35 @@ func toWireEvent(e store.Event, withObject bool) (v1.Event, error) {
 			}
 			out.Object = data
 		}
+	}
+	return out, nil
+}
+
+// auditOnlyKinds are the event kinds that record changes to things other than API objects
+// (tokens, agent credentials, assignments, bundles, agent status): the audit trail carries them,
+// object watches do not.
+var auditOnlyKinds = []string{store.KindToken, store.KindAgentCredential, store.KindAssignments, store.KindBundle, store.KindAgentStatus}
+
+// parseAuditKinds resolves the audit trail's kind filter: object kinds in any spelling, and the
+// audit-only kinds by name, case-insensitively.
+func parseAuditKinds(values []string) ([]string, error) {
+	var out, objectKinds []string
+	for _, v := range values {
+		for _, k := range strings.Split(v, ",") {
+			k = strings.TrimSpace(k)
+			if i := slices.IndexFunc(auditOnlyKinds, func(a string) bool { return strings.EqualFold(a, k) }); i >= 0 {
+				out = append(out, auditOnlyKinds[i])
+			} else {
+				objectKinds = append(objectKinds, k)
+			}
+		}
+	}
+	infos, err := parseKinds("kind", objectKinds)
+	if err != nil {
+		return nil, err
+	}
+	for _, info := range infos {
+		out = append(out, info.Kind)
 	}
 	return out, nil
 }
@@ -68,13 +98,11 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ *auth.Principal
 	q := r.URL.Query()
 	now := s.opts.Now()
 	var f store.EventFilter
-	kinds, err := parseKinds("kind", q["kind"])
+	kinds, err := parseAuditKinds(q["kind"])
 	if err != nil {
 		return err
 	}
-	for _, k := range kinds {
-		f.Kinds = append(f.Kinds, k.Kind)
-	}
+	f.Kinds = kinds
 	f.Name, f.Actor = q.Get("name"), q.Get("actor")
 	if _, name, ok := strings.Cut(f.Actor, ":"); ok {
 		f.Actor = name // "token:ci" names the actor ci

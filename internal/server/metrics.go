@@ -132,9 +132,9 @@ func (s *instrumentedStore) LatestSeq(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-func (s *instrumentedStore) CreateToken(ctx context.Context, tok store.Token) error {
+func (s *instrumentedStore) CreateToken(ctx context.Context, tok store.Token, by store.Actor) error {
 	t := time.Now()
-	err := s.Store.CreateToken(ctx, tok)
+	err := s.Store.CreateToken(ctx, tok, by)
 	s.done("create_token", t, err)
 	return err
 }
@@ -153,9 +153,9 @@ func (s *instrumentedStore) ListTokens(ctx context.Context) ([]store.Token, erro
 	return l, err
 }
 
-func (s *instrumentedStore) DeleteToken(ctx context.Context, id string) error {
+func (s *instrumentedStore) DeleteToken(ctx context.Context, id string, by store.Actor) error {
 	t := time.Now()
-	err := s.Store.DeleteToken(ctx, id)
+	err := s.Store.DeleteToken(ctx, id, by)
 	s.done("delete_token", t, err)
 	return err
 }

@@ -74,7 +74,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err != nil {
 		return err
 	}
-	if err := s.store.CreateToken(r.Context(), rec); err != nil {
+	if err := s.store.CreateToken(r.Context(), rec, p.Actor()); err != nil {
 		return fmt.Errorf("create token %q: %w", req.Name, err)
 	}
 	out := toWireToken(rec)
@@ -83,9 +83,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	return nil
 }
 
-func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id := r.PathValue("id")
-	if err := s.store.DeleteToken(r.Context(), id); err != nil {
+	if err := s.store.DeleteToken(r.Context(), id, p.Actor()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("token %q not found", id)
 		}
@@ -112,7 +112,7 @@ func BootstrapAdminToken(ctx context.Context, st store.Store) (string, bool, err
 	if err != nil {
 		return "", false, err
 	}
-	if err := st.CreateToken(ctx, rec); err != nil {
+	if err := st.CreateToken(ctx, rec, store.Actor{Kind: store.ActorSystem, Name: "bootstrap"}); err != nil {
 		return "", false, fmt.Errorf("bootstrap admin token: %w", err)
 	}
 	return secret, true, nil

@@ -126,6 +126,10 @@ const (
 	ActionUnchanged = "unchanged"
 )
 
+// KindToken events record API tokens created and revoked; the name is the
+// token's name and the spec its id, role and expiry, never its hash.
+const KindToken = "Token"
+
 // Token is an API token; only the hash of its secret is stored.
 type Token struct {
 	ID        string
@@ -170,13 +174,15 @@ type Store interface {
 	// LatestSeq returns the highest Seq, 0 when the log is empty.
 	LatestSeq(ctx context.Context) (int64, error)
 	// CreateToken stores a token; a duplicate ID or hash is ErrAlreadyExists.
-	CreateToken(ctx context.Context, t Token) error
+	// A KindToken event records who created it.
+	CreateToken(ctx context.Context, t Token, by Actor) error
 	// TokenByHash finds a token by the hash of its secret or ErrNotFound.
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
 	// ListTokens returns every token sorted by ID.
 	ListTokens(ctx context.Context) ([]Token, error)
 	// DeleteToken removes a token or returns ErrNotFound.
-	DeleteToken(ctx context.Context, id string) error
+	// A KindToken event records who revoked it.
+	DeleteToken(ctx context.Context, id string, by Actor) error
 	// AgentStore keeps the agent protocol's records (see agent.go).
 	AgentStore
 	// Ping checks that the database answers.

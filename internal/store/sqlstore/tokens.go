@@ -10,7 +10,7 @@ import (
 const tokenColumns = "id, name, hash, role, created_at, expires_at, created_by"
 
 // CreateToken implements store.Store.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+func (s *Store) CreateToken(ctx context.Context, t store.Token, by store.Actor) error {
 	if t.ID == "" || t.Hash == "" || t.Role == "" {
 		return fmt.Errorf("create token %q: id, hash and role are required: %w", t.ID, store.ErrInvalid)
 	}
@@ -23,15 +23,29 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 		n := t.ExpiresAt.UnixNano()
 		expires = &n
 	}
-	_, err := s.b.Querier().Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Name, t.Hash, t.Role, created.UnixNano(), expires, t.CreatedBy)
-	if err != nil {
-		if s.b.IsUniqueViolation(err) {
-			return fmt.Errorf("create token %q: %w", t.ID, store.ErrAlreadyExists)
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		if _, err := q.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			t.ID, t.Name, t.Hash, t.Role, created.UnixNano(), expires, t.CreatedBy); err != nil {
+			if s.b.IsUniqueViolation(err) {
+				return store.ErrAlreadyExists
+			}
+			return err
 		}
+		return s.logEvent(ctx, q, store.Created, store.KindToken, t.Name, by, tokenEventSpec(t))
+	})
+	if err != nil {
 		return fmt.Errorf("create token %q: %w", t.ID, err)
 	}
 	return nil
+}
+
+// tokenEventSpec is what the audit trail shows of a token: never its hash.
+func tokenEventSpec(t store.Token) map[string]any {
+	spec := map[string]any{"id": t.ID, "role": t.Role}
+	if t.ExpiresAt != nil {
+		spec["expiresAt"] = t.ExpiresAt.UTC()
+	}
+	return spec
 }
 
 func scanToken(r rowScanner) (*store.Token, error) {
@@ -85,13 +99,22 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 }
 
 // DeleteToken implements store.Store.
-func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	n, err := s.b.Querier().Exec(ctx, `DELETE FROM tokens WHERE id = $1`, id)
+func (s *Store) DeleteToken(ctx context.Context, id string, by store.Actor) error {
+	err := s.write(ctx, func(ctx context.Context, q Querier) error {
+		t, err := scanToken(q.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+		if err != nil {
+			if s.b.IsNoRows(err) {
+				return store.ErrNotFound
+			}
+			return err
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM tokens WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return s.logEvent(ctx, q, store.Deleted, store.KindToken, t.Name, by, tokenEventSpec(*t))
+	})
 	if err != nil {
 		return fmt.Errorf("delete token %q: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("delete token %q: %w", id, store.ErrNotFound)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1032,17 +1033,17 @@ func testTokens(t *testing.T, s store.Store) {
 		{ID: "tok-a", Name: "admin", Hash: "hash-a", Role: "admin", CreatedAt: created, CreatedBy: "system"},
 	}
 	for _, tk := range toks {
-		if err := s.CreateToken(ctx, tk); err != nil {
+		if err := s.CreateToken(ctx, tk, alice); err != nil {
 			t.Fatalf("CreateToken %s: %v", tk.ID, err)
 		}
 	}
 	dupID := toks[0]
 	dupID.Hash = "other"
-	wantErr(t, "CreateToken with a duplicate id", s.CreateToken(ctx, dupID), store.ErrAlreadyExists)
+	wantErr(t, "CreateToken with a duplicate id", s.CreateToken(ctx, dupID, alice), store.ErrAlreadyExists)
 	dupHash := toks[0]
 	dupHash.ID = "tok-c"
-	wantErr(t, "CreateToken with a duplicate hash", s.CreateToken(ctx, dupHash), store.ErrAlreadyExists)
-	wantErr(t, "CreateToken without a hash", s.CreateToken(ctx, store.Token{ID: "x", Role: "viewer"}), store.ErrInvalid)
+	wantErr(t, "CreateToken with a duplicate hash", s.CreateToken(ctx, dupHash, alice), store.ErrAlreadyExists)
+	wantErr(t, "CreateToken without a hash", s.CreateToken(ctx, store.Token{ID: "x", Role: "viewer"}, alice), store.ErrInvalid)
 	got, err := s.TokenByHash(ctx, "hash-b")
 	if err != nil {
 		t.Fatalf("TokenByHash: %v", err)
@@ -1059,13 +1060,35 @@ func testTokens(t *testing.T, s store.Store) {
 	if d := cmp.Diff([]store.Token{toks[1], toks[0]}, list); d != "" {
 		t.Errorf("ListTokens (-want +got):\n%s", d)
 	}
-	if err := s.DeleteToken(ctx, "tok-b"); err != nil {
+	bob := store.Actor{Kind: store.ActorUser, Name: "bob"}
+	if err := s.DeleteToken(ctx, "tok-b", bob); err != nil {
 		t.Fatalf("DeleteToken: %v", err)
 	}
-	wantErr(t, "DeleteToken again", s.DeleteToken(ctx, "tok-b"), store.ErrNotFound)
+	wantErr(t, "DeleteToken again", s.DeleteToken(ctx, "tok-b", bob), store.ErrNotFound)
 	_, err = s.TokenByHash(ctx, "hash-b")
 	wantErr(t, "TokenByHash after delete", err, store.ErrNotFound)
-	if seq := mustLatest(t, s); seq != 0 {
-		t.Errorf("tokens wrote %d object events; tokens are not objects", seq)
+	// Every token change is audited, failed ones are not, and no event carries a hash.
+	evs, err := s.Events(ctx, 0, 0, store.EventFilter{})
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	type audit struct {
+		Type              store.EventType
+		Kind, Name, Actor string
+	}
+	var audited []audit
+	for _, ev := range evs {
+		audited = append(audited, audit{ev.Type, ev.Kind, ev.Name, ev.Actor.Name})
+		if ev.Object != nil && strings.Contains(string(ev.Object.Spec), "hash-") {
+			t.Errorf("event %d carries a token hash: %s", ev.Seq, ev.Object.Spec)
+		}
+	}
+	want := []audit{
+		{store.Created, store.KindToken, "ci", "alice"},
+		{store.Created, store.KindToken, "admin", "alice"},
+		{store.Deleted, store.KindToken, "ci", "bob"},
+	}
+	if d := cmp.Diff(want, audited); d != "" {
+		t.Errorf("token events (-want +got):\n%s", d)
 	}
 }

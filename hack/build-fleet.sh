@@ -11,7 +11,7 @@ out="$cache/devfleet-$key/flotilla-devfleet"
 mkdir -p "$root/bin"
 if [ ! -x "$out" ]; then
   echo "building the local fleet (kube-apiserver, controller-manager, scheduler, etcd, KWOK) into $out"
-  echo "first build on a machine: about 5 minutes on 2 cores (up to 9 when other builds share them), ~3 GB of build cache"
+  echo "first build on a machine: about 9 minutes on 2 free cores (15-20 when other builds share them), ~3 GB of build cache"
   start=$(date +%s)
   mkdir -p "$(dirname "$out")"
   ( cd "$root/devfleet" && go build \

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -90,8 +91,18 @@ func (s *Store) get(ctx context.Context, q Querier, kind, name string) (*store.O
 
 // Update implements store.Store.
 func (s *Store) Update(ctx context.Context, obj *store.Object, by store.Actor) (*store.Object, error) {
+	return s.updateChecked(ctx, "update", obj, func(ctx context.Context, q Querier, cur *store.Object, seq int64) (*store.Object, error) {
+		return s.replace(ctx, q, cur, obj, seq, by)
+	})
+}
+
+// updateChecked runs change on the stored object under the sequence lock,
+// once obj's resourceVersion is known to match it. change returns the new
+// object, or the stored one and errNoChange when there is nothing to write.
+func (s *Store) updateChecked(ctx context.Context, what string, obj *store.Object,
+	change func(ctx context.Context, q Querier, cur *store.Object, seq int64) (*store.Object, error)) (*store.Object, error) {
 	if err := checkObject(obj); err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", obj.Kind, obj.Name, err)
+		return nil, fmt.Errorf("%s %s %s: %w", what, obj.Kind, obj.Name, err)
 	}
 	var out *store.Object
 	err := s.write(ctx, func(ctx context.Context, q Querier) error {
@@ -106,14 +117,14 @@ func (s *Store) Update(ctx context.Context, obj *store.Object, by store.Actor) (
 		if cur.ResourceVersion != obj.ResourceVersion {
 			return fmt.Errorf("have resourceVersion %d, stored %d: %w", obj.ResourceVersion, cur.ResourceVersion, store.ErrConflict)
 		}
-		out, err = s.replace(ctx, q, cur, obj, seq, by)
+		out, err = change(ctx, q, cur, seq)
 		return err
 	})
-	if err == errNoChange {
+	if errors.Is(err, errNoChange) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", obj.Kind, obj.Name, err)
+		return nil, fmt.Errorf("%s %s %s: %w", what, obj.Kind, obj.Name, err)
 	}
 	return out, nil
 }
@@ -162,31 +173,15 @@ func (s *Store) replace(ctx context.Context, q Querier, cur, obj *store.Object, 
 
 // UpdateStatus implements store.Store.
 func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Actor) (*store.Object, error) {
-	if err := checkObject(obj); err != nil {
-		return nil, fmt.Errorf("update status of %s %s: %w", obj.Kind, obj.Name, err)
-	}
-	var out *store.Object
-	err := s.write(ctx, func(ctx context.Context, q Querier) error {
-		seq, err := nextSeq(ctx, q)
-		if err != nil {
-			return err
-		}
-		cur, err := s.get(ctx, q, obj.Kind, obj.Name)
-		if err != nil {
-			return err
-		}
-		if cur.ResourceVersion != obj.ResourceVersion {
-			return fmt.Errorf("have resourceVersion %d, stored %d: %w", obj.ResourceVersion, cur.ResourceVersion, store.ErrConflict)
-		}
+	return s.updateChecked(ctx, "update status of", obj, func(ctx context.Context, q Querier, cur *store.Object, seq int64) (*store.Object, error) {
 		was, _ := store.Canonical(cur.Status)
 		now, _ := store.Canonical(obj.Status)
 		if bytes.Equal(was, now) {
-			out = cur
-			return errNoChange
+			return cur, errNoChange
 		}
 		digest, err := store.Digest(cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		nanos, t := s.now()
 		o := cloneObject(cur)
@@ -197,22 +192,14 @@ func (s *Store) UpdateStatus(ctx context.Context, obj *store.Object, by store.Ac
 			Object: o, DigestBefore: digest, DigestAfter: digest}
 		evStmt, err := eventStmt(nanos, ev)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := execAll(ctx, q, Stmt{`UPDATE objects SET status = $3, resource_version = $4, updated_at = $5
 			WHERE kind = $1 AND name = $2`, []any{o.Kind, o.Name, string(o.Status), seq, nanos}}, evStmt); err != nil {
-			return err
+			return nil, err
 		}
-		out = o
-		return nil
+		return o, nil
 	})
-	if err == errNoChange {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("update status of %s %s: %w", obj.Kind, obj.Name, err)
-	}
-	return out, nil
 }
 
 // Delete implements store.Store.

@@ -65,6 +65,7 @@ func NewRoot(s Streams) *cobra.Command {
 		newAuditCmd(g),
 		newTokenCmd(g),
 		newClusterCmd(g),
+		newAgentCmd(g),
 		newWhoAmICmd(g),
 		newCompletionCmd(s),
 	)

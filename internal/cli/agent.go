@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/clientcmd"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/agent"
+	"flotilla.dev/flotilla/internal/agent/apply"
+	"flotilla.dev/flotilla/internal/version"
+)
+
+func newAgentCmd(g *globals) *cobra.Command {
+	var (
+		kubeconfig, stateDir, stateNamespace, holder string
+		observe                                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent of one cluster: converge it to its assignments and report back",
+		Long: `Runs the agent of one cluster. It connects out to the server only, holds the cluster's lease,
+long-polls its desired state, applies each assigned bundle with server-side apply, prunes what is
+no longer assigned, and reports health and drift.
+
+--token takes the one-time bootstrap token printed by 'flotilla cluster register' (the agent
+exchanges it for a cluster credential and keeps that in --state-dir) or a cluster credential.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateNamespace != "" {
+				return errors.New("--state-namespace: keeping the agent's state in a Secret is not implemented yet; run the agent with --state-dir")
+			}
+			server, token := firstOf(g.server, os.Getenv(EnvServer)), firstOf(g.token, os.Getenv(EnvToken))
+			if server == "" || token == "" {
+				return errors.New("agent: --server and --token are required (or " + EnvServer + " and " + EnvToken + ")")
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("agent: kubeconfig: %w", err)
+			}
+			dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			kv := ""
+			if info, err := dc.ServerVersion(); err == nil {
+				kv = info.GitVersion
+			}
+			ctx := cmd.Context()
+			cred, err := agentCredential(ctx, server, token, stateDir, kv)
+			if err != nil {
+				return err
+			}
+			c, err := client.New(client.Options{Server: server, Token: cred, UserAgent: "flotilla-agent/" + version.Version})
+			if err != nil {
+				return err
+			}
+			eng, err := apply.New(cfg, apply.Options{})
+			if err != nil {
+				return err
+			}
+			if holder == "" {
+				host, _ := os.Hostname()
+				holder = fmt.Sprintf("%s-%d", host, os.Getpid())
+			}
+			a, err := agent.New(agent.Options{Client: c, Applier: eng, Holder: holder, ObserveInterval: observe,
+				AgentVersion: version.Version, KubernetesVersion: kv,
+				Logger: slog.New(slog.NewTextHandler(g.streams.Err, nil))})
+			if err != nil {
+				return err
+			}
+			if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster configuration)")
+	f.StringVar(&stateDir, "state-dir", "flotilla-agent-state", "directory for the agent's credential")
+	f.StringVar(&stateNamespace, "state-namespace", "", "namespace of a Secret holding the agent's state (not implemented yet)")
+	f.StringVar(&holder, "holder", "", "name of this agent process in the cluster's lease (default: host name and pid)")
+	f.DurationVar(&observe, "observe-interval", 30*time.Second, "how often to check health and drift and report")
+	return cmd
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// agentCredential returns the cluster credential to use: token itself, or, for a bootstrap token,
+// the credential it was exchanged for, which is kept in stateDir so that a restarted agent does
+// not need a new bootstrap token.
+func agentCredential(ctx context.Context, server, token, stateDir, kubeVersion string) (string, error) {
+	if !strings.HasPrefix(token, "flb_") {
+		return token, nil
+	}
+	path := filepath.Join(stateDir, "credential")
+	if b, err := os.ReadFile(path); err == nil {
+		if cred := strings.TrimSpace(string(b)); cred != "" {
+			return cred, nil
+		}
+	}
+	anon, err := client.New(client.Options{Server: server})
+	if err != nil {
+		return "", err
+	}
+	resp, err := anon.Register(ctx, v1.RegisterRequest{Token: token, AgentVersion: version.Version, KubernetesVersion: kubeVersion})
+	if err != nil {
+		return "", fmt.Errorf("agent: register: %w", err)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("agent: state dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(resp.Credential+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("agent: keep credential: %w", err)
+	}
+	return resp.Credential, nil
+}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/bundle"
+	"flotilla.dev/flotilla/internal/testfleet"
+)
+
+// Given a server and one agent per cluster of the fleet, when a release is assigned to all three
+// clusters, then every cluster runs it and its agent reports it applied and healthy; when a new
+// release changes an object and drops another, every cluster follows, the dropped object is
+// pruned, and an object made by hand next to it is left alone.
+func TestAgentsConvergeTheFleetToItsAssignments(t *testing.T) {
+	f := testfleet.Get(t)
+	ns := f.Namespace(t)
+	s := startServer(t)
+	ctx := context.Background()
+	var names []string
+	for _, c := range f.Clusters {
+		s.registerAndRunAgent(t, c.Name, c.Kubeconfig, "env=e2e")
+		names = append(names, c.Name)
+	}
+
+	r1 := []map[string]any{configMap(ns, "web-config", "r1"), deployment(ns, "web", 2)}
+	digest1 := s.release(t, "web-r1", r1, names)
+	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: names}); err != nil {
+		t.Fatalf("assign web-r1: %v", err)
+	}
+	for _, c := range f.Clusters {
+		eventually(t, 90*time.Second, c.Name+" runs web-r1", func(ctx context.Context) error {
+			if err := configMapSays(ctx, c, ns, "r1"); err != nil {
+				return err
+			}
+			d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Status.AvailableReplicas != 2 {
+				return fmt.Errorf("deployment web: %d of 2 replicas available", d.Status.AvailableReplicas)
+			}
+			return nil
+		})
+		eventually(t, 60*time.Second, c.Name+" reports web-r1 applied and healthy", func(ctx context.Context) error {
+			return reportSays(ctx, s, c.Name, "web-r1", digest1)
+		})
+	}
+
+	// A ConfigMap made by hand, labelled like Flotilla's objects, must survive the prune below.
+	for _, c := range f.Clusters {
+		byHand := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "by-hand", Namespace: ns,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "flotilla"}}}
+		if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, byHand, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: create by-hand configmap: %v", c.Name, err)
+		}
+	}
+
+	r2 := []map[string]any{configMap(ns, "web-config", "r2")}
+	digest2 := s.release(t, "web-r2", r2, names)
+	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r2", Clusters: names}); err != nil {
+		t.Fatalf("assign web-r2: %v", err)
+	}
+	for _, c := range f.Clusters {
+		eventually(t, 90*time.Second, c.Name+" runs web-r2 and pruned the deployment", func(ctx context.Context) error {
+			if err := configMapSays(ctx, c, ns, "r2"); err != nil {
+				return err
+			}
+			_, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deployment web: want it pruned, got err=%v", err)
+			}
+			return nil
+		})
+		if _, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "by-hand", metav1.GetOptions{}); err != nil {
+			t.Errorf("%s: the configmap made by hand is gone: %v", c.Name, err)
+		}
+		eventually(t, 60*time.Second, c.Name+" reports web-r2", func(ctx context.Context) error {
+			return reportSays(ctx, s, c.Name, "web-r2", digest2)
+		})
+	}
+}
+
+func configMap(ns, name, release string) map[string]any {
+	return map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"data":     map[string]any{"release": release}}
+}
+
+func deployment(ns, name string, replicas int) map[string]any {
+	labels := map[string]any{"app": name}
+	return map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{"replicas": replicas, "selector": map[string]any{"matchLabels": labels},
+			"template": map[string]any{"metadata": map[string]any{"labels": labels},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": name, "image": "registry.example/web:1"}}}}}}
+}
+
+// release creates a Release of service web whose one bundle, carried inline, serves clusters.
+func (s *server) release(t *testing.T, name string, objs []map[string]any, clusters []string) string {
+	t.Helper()
+	ctx := context.Background()
+	b, err := bundle.New(objs)
+	if err != nil {
+		t.Fatalf("bundle for %s: %v", name, err)
+	}
+	var manifests []json.RawMessage
+	for _, o := range objs {
+		raw, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests = append(manifests, raw)
+	}
+	rel := &v1.Release{
+		TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRelease},
+		Metadata: v1.ObjectMeta{Name: name},
+		Spec: v1.ReleaseSpec{Service: "web", Commit: v1.Commit{SHA: "0123456789abcdef0123456789abcdef01234567"},
+			ServiceSpec: v1.ServiceSpec{Source: v1.ServiceSource{Name: "shop", Path: "deploy/web"},
+				Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{}}}},
+	}
+	created, err := s.Admin.Create(ctx, rel)
+	if err != nil {
+		t.Fatalf("create release %s: %v", name, err)
+	}
+	got := created.(*v1.Release)
+	got.Status = v1.ReleaseStatus{Phase: v1.ReleaseRendered,
+		Bundles: []v1.ReleaseBundle{{Digest: b.Digest(), Clusters: clusters, Manifests: manifests}}}
+	if _, err := s.Admin.UpdateStatus(ctx, got); err != nil {
+		t.Fatalf("release %s status: %v", name, err)
+	}
+	return b.Digest()
+}
+
+func configMapSays(ctx context.Context, c *testfleet.Cluster, ns, release string) error {
+	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if cm.Data["release"] != release {
+		return fmt.Errorf("configmap web-config says release %q, want %q", cm.Data["release"], release)
+	}
+	return nil
+}
+
+// reportSays checks the agent's last report: the release and bundle applied and healthy.
+func reportSays(ctx context.Context, s *server, cluster, release, digest string) error {
+	rep, err := s.Admin.AgentReport(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	r := rep.Report
+	if r.AppliedDigest == "" || r.AppliedDigest != r.DesiredDigest {
+		return fmt.Errorf("applied digest %q, desired %q", r.AppliedDigest, r.DesiredDigest)
+	}
+	for _, sr := range r.Services {
+		if sr.Service != "web" {
+			continue
+		}
+		if sr.Release != release || sr.Bundle != digest || sr.Health != v1.HealthHealthy || len(sr.Errors) > 0 {
+			return fmt.Errorf("service web reported as release %q bundle %q health %s errors %v; want %s %s Healthy",
+				sr.Release, sr.Bundle, sr.Health, sr.Errors, release, digest)
+		}
+		return nil
+	}
+	return fmt.Errorf("no report of service web in %+v", r.Services)
+}

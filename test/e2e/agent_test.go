@@ -32,7 +32,7 @@ func TestAgentsConvergeTheFleetToItsAssignments(t *testing.T) {
 	}
 
 	r1 := []map[string]any{configMap(ns, "web-config", "r1"), deployment(ns, "web", 2)}
-	digest1 := s.release(t, "web-r1", r1, names)
+	digest1 := s.release(t, "web-r1", r1, names, false)
 	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: names}); err != nil {
 		t.Fatalf("assign web-r1: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestAgentsConvergeTheFleetToItsAssignments(t *testing.T) {
 	}
 
 	r2 := []map[string]any{configMap(ns, "web-config", "r2")}
-	digest2 := s.release(t, "web-r2", r2, names)
+	digest2 := s.release(t, "web-r2", r2, names, true)
 	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r2", Clusters: names}); err != nil {
 		t.Fatalf("assign web-r2: %v", err)
 	}
@@ -87,6 +87,20 @@ func TestAgentsConvergeTheFleetToItsAssignments(t *testing.T) {
 			return reportSays(ctx, s, c.Name, "web-r2", digest2)
 		})
 	}
+
+	// web-r2 has self-heal on: a hand edit of its ConfigMap is put back by the agent.
+	c := f.Clusters[0]
+	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["release"] = "edited-by-hand"
+	if _, err := c.Client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("edit configmap by hand: %v", err)
+	}
+	eventually(t, 30*time.Second, c.Name+" self-heals the edited configmap", func(ctx context.Context) error {
+		return configMapSays(ctx, c, ns, "r2")
+	})
 }
 
 func configMap(ns, name, release string) map[string]any {
@@ -104,8 +118,8 @@ func deployment(ns, name string, replicas int) map[string]any {
 				"spec": map[string]any{"containers": []any{map[string]any{"name": name, "image": "registry.example/web:1"}}}}}}
 }
 
-// release creates a Release of service web whose one bundle, carried inline, serves clusters.
-func (s *server) release(t *testing.T, name string, objs []map[string]any, clusters []string) string {
+// release creates a Release of service web, with self-heal as given, whose one bundle, carried inline, serves clusters.
+func (s *server) release(t *testing.T, name string, objs []map[string]any, clusters []string, selfHeal bool) string {
 	t.Helper()
 	ctx := context.Background()
 	b, err := bundle.New(objs)
@@ -125,7 +139,8 @@ func (s *server) release(t *testing.T, name string, objs []map[string]any, clust
 		Metadata: v1.ObjectMeta{Name: name},
 		Spec: v1.ReleaseSpec{Service: "web", Commit: v1.Commit{SHA: "0123456789abcdef0123456789abcdef01234567"},
 			ServiceSpec: v1.ServiceSpec{Source: v1.ServiceSource{Name: "shop", Path: "deploy/web"},
-				Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{}}}},
+				Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{}},
+				Sync:      v1.SyncPolicy{SelfHeal: &selfHeal}}},
 	}
 	created, err := s.Admin.Create(ctx, rel)
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +190,44 @@ func reportSays(ctx context.Context, s *server, cluster, release, digest string)
 		return nil
 	}
 	return fmt.Errorf("no report of service web in %+v", r.Services)
+}
+
+// Given a cluster whose agent runs, when a second agent starts with the same credential, then
+// the server refuses it the lease and it says so in its log, while the first keeps reporting.
+func TestSecondAgentForAClusterIsRefused(t *testing.T) {
+	f := testfleet.Get(t)
+	c := f.Clusters[0]
+	s := startServer(t)
+	state := t.TempDir()
+	s.runAgent(t, c.Name, s.register(t, c.Name), c.Kubeconfig, state)
+	ctx := context.Background()
+	eventually(t, 30*time.Second, "first agent reports", func(ctx context.Context) error {
+		_, err := s.Admin.AgentReport(ctx, c.Name)
+		return err
+	})
+	cred, err := os.ReadFile(filepath.Join(state, "credential"))
+	if err != nil {
+		t.Fatalf("the first agent kept no credential: %v", err)
+	}
+	second := s.runAgent(t, c.Name, strings.TrimSpace(string(cred)), c.Kubeconfig, t.TempDir())
+	eventually(t, 30*time.Second, "second agent says it is refused", func(context.Context) error {
+		if !strings.Contains(second.output(), "another agent holds this cluster's lease") {
+			return fmt.Errorf("its log so far:\n%s", second.output())
+		}
+		return nil
+	})
+	before, err := s.Admin.AgentReport(ctx, c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "first agent keeps reporting", func(ctx context.Context) error {
+		now, err := s.Admin.AgentReport(ctx, c.Name)
+		if err != nil {
+			return err
+		}
+		if now.Epoch != before.Epoch || !now.LastHeartbeat.After(before.LastHeartbeat) {
+			return fmt.Errorf("epoch %d -> %d, heartbeat %v -> %v", before.Epoch, now.Epoch, before.LastHeartbeat, now.LastHeartbeat)
+		}
+		return nil
+	})
 }

@@ -142,6 +142,12 @@ var bootstrapToken = regexp.MustCompile(`--token (flb_\S+)`)
 // user to, and runs its agent against kubeconfig.
 func (s *server) registerAndRunAgent(t *testing.T, name, kubeconfig string, labels ...string) *process {
 	t.Helper()
+	return s.runAgent(t, name, s.register(t, name, labels...), kubeconfig, t.TempDir())
+}
+
+// register registers a cluster through the CLI and returns the bootstrap token it printed.
+func (s *server) register(t *testing.T, name string, labels ...string) string {
+	t.Helper()
 	args := []string{"cluster", "register", name}
 	for _, l := range labels {
 		args = append(args, "-l", l)
@@ -151,8 +157,15 @@ func (s *server) registerAndRunAgent(t *testing.T, name, kubeconfig string, labe
 	if m == nil {
 		t.Fatalf("cluster register printed no agent command with a bootstrap token:\n%s", out)
 	}
-	return start(t, "agent "+name, "agent", "--server", s.URL, "--token", m[1], "--kubeconfig", kubeconfig,
-		"--state-dir", t.TempDir(), "--observe-interval", "1s", "--holder", "e2e-"+name)
+	return m[1]
+}
+
+// runAgent runs `flotilla agent` for cluster name with token (bootstrap token or credential),
+// keeping its state in stateDir.
+func (s *server) runAgent(t *testing.T, name, token, kubeconfig, stateDir string) *process {
+	t.Helper()
+	return start(t, "agent "+name, "agent", "--server", s.URL, "--token", token, "--kubeconfig", kubeconfig,
+		"--state-dir", stateDir, "--observe-interval", "1s", "--holder", fmt.Sprintf("e2e-%s-%d", name, time.Now().UnixNano()))
 }
 
 // eventually polls cond until it returns nil or the time is up, then fails with its last error.

@@ -231,3 +231,32 @@ func TestSecondAgentForAClusterIsRefused(t *testing.T) {
 		return nil
 	})
 }
+
+// Given a running agent, when its cluster's credential is revoked with the CLI, then the agent's
+// calls are refused at once and its cluster stops getting heartbeats.
+func TestRevokedAgentIsCutOffAtOnce(t *testing.T) {
+	f := testfleet.Get(t)
+	c := f.Clusters[1]
+	s := startServer(t)
+	agent := s.registerAndRunAgent(t, c.Name, c.Kubeconfig)
+	eventually(t, 30*time.Second, "agent reports", func(ctx context.Context) error {
+		_, err := s.Admin.AgentReport(ctx, c.Name)
+		return err
+	})
+	s.cli(t, "cluster", "revoke", c.Name)
+	revoked := time.Now()
+	eventually(t, 10*time.Second, "agent is refused", func(context.Context) error {
+		if !strings.Contains(agent.output(), "credential is not known or was revoked") {
+			return fmt.Errorf("agent log shows no refusal yet:\n%s", agent.output())
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // three observe intervals
+	rep, err := s.Admin.AgentReport(context.Background(), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.LastHeartbeat.After(revoked) {
+		t.Errorf("heartbeat at %v, after the revocation at %v", rep.LastHeartbeat, revoked)
+	}
+}

@@ -40,7 +40,7 @@ exchanges it for a cluster credential and keeps that in --state-dir) or a cluste
 			if stateNamespace != "" {
 				return errors.New("--state-namespace: keeping the agent's state in a Secret is not implemented yet; run the agent with --state-dir")
 			}
-			server, token := firstOf(g.server, os.Getenv(EnvServer)), firstOf(g.token, os.Getenv(EnvToken))
+			server, token := firstSet(g.server, os.Getenv(EnvServer)), firstSet(g.token, os.Getenv(EnvToken))
 			if server == "" || token == "" {
 				return errors.New("agent: --server and --token are required (or " + EnvServer + " and " + EnvToken + ")")
 			}
@@ -92,15 +92,6 @@ exchanges it for a cluster credential and keeps that in --state-dir) or a cluste
 	f.StringVar(&holder, "holder", "", "name of this agent process in the cluster's lease (default: host name and pid)")
 	f.DurationVar(&observe, "observe-interval", 30*time.Second, "how often to check health and drift and report")
 	return cmd
-}
-
-func firstOf(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // agentCredential returns the cluster credential to use: token itself, or, for a bootstrap token,

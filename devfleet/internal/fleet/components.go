@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
+	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/configz"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -50,9 +51,11 @@ func forgetInformerName(name string) {
 	delete(informerNameRegistry.names, name)
 }
 
-func parseFlags(name string, sets []*pflag.FlagSet, args []string) error {
+// parseFlags parses a component's command-line flags into its options, on a flag set of its own
+// (the components' cobra commands would also install signal handlers and global flags).
+func parseFlags(name string, nfs cliflag.NamedFlagSets, args []string) error {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	for _, s := range sets {
+	for _, s := range nfs.FlagSets {
 		fs.AddFlagSet(s)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,11 +87,7 @@ func runAPIServer(ctx context.Context, c *cluster, etcdURL string, ln net.Listen
 		"--allow-privileged=true",
 		"--cert-dir=" + c.dir,
 	}
-	var sets []*pflag.FlagSet
-	for _, f := range nfs.FlagSets {
-		sets = append(sets, f)
-	}
-	if err := parseFlags("kube-apiserver", sets, args); err != nil {
+	if err := parseFlags("kube-apiserver", nfs, args); err != nil {
 		return nil, err
 	}
 	s.SecureServing.Listener = ln
@@ -117,10 +116,6 @@ func runControllerManager(ctx context.Context, c *cluster) (<-chan error, error)
 	known, disabled, aliases := cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases()
 	nfs := s.Flags(known, disabled, aliases)
 	s.ParsedFlags = &nfs
-	var sets []*pflag.FlagSet
-	for _, f := range nfs.FlagSets {
-		sets = append(sets, f)
-	}
 	args := []string{
 		"--kubeconfig=" + c.Kubeconfig,
 		"--leader-elect=false",
@@ -131,7 +126,7 @@ func runControllerManager(ctx context.Context, c *cluster) (<-chan error, error)
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
 	}
-	if err := parseFlags("kube-controller-manager", sets, args); err != nil {
+	if err := parseFlags("kube-controller-manager", nfs, args); err != nil {
 		return nil, err
 	}
 	cfg, err := s.Config(ctx, known, disabled, aliases)
@@ -167,12 +162,8 @@ func runScheduler(ctx context.Context, c *cluster) (<-chan error, error) {
 	startMu.Lock()
 	defer startMu.Unlock()
 	opts := schedoptions.NewOptions()
-	var sets []*pflag.FlagSet
-	for _, f := range opts.Flags.FlagSets {
-		sets = append(sets, f)
-	}
 	args := []string{"--kubeconfig=" + c.Kubeconfig, "--leader-elect=false", "--secure-port=0"}
-	if err := parseFlags("kube-scheduler", sets, args); err != nil {
+	if err := parseFlags("kube-scheduler", *opts.Flags, args); err != nil {
 		return nil, err
 	}
 	cc, sched, err := schedapp.Setup(ctx, opts)

@@ -10,11 +10,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
 	"flotilla.dev/flotilla/internal/testfleet"
 )
 
@@ -35,7 +30,9 @@ func BenchmarkFleetStartup(b *testing.B) {
 				errs := make(chan error, n)
 				for _, c := range f.Clusters {
 					wg.Go(func() {
-						if err := deploy(c.Client); err != nil {
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+						defer cancel()
+						if err := testfleet.DeployAndWait(ctx, c.Client, "default", "bench", 2); err != nil {
 							errs <- fmt.Errorf("%s: %w", c.Name, err)
 						}
 					})
@@ -55,38 +52,6 @@ func BenchmarkFleetStartup(b *testing.B) {
 				b.ReportMetric(rss, "MiB-rss")
 			}
 		})
-	}
-}
-
-func deploy(cs kubernetes.Interface) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	labels := map[string]string{"app": "bench"}
-	replicas := int32(2)
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "bench:1"}}},
-			},
-		},
-	}
-	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	for {
-		got, err := cs.AppsV1().Deployments("default").Get(ctx, "bench", metav1.GetOptions{})
-		if err == nil && got.Status.AvailableReplicas == replicas {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("deployment not available: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 

@@ -67,6 +67,61 @@ type RolloutStatus struct {
 	Clusters []RolloutCluster `json:"clusters,omitempty"`
 	Gates    []GateResult     `json:"gates,omitempty"`
 	Traffic  []TrafficWeight  `json:"traffic,omitempty"`
+	// Analyses records every analysis the rollout ran, with its
+	// measurements, oldest first.
+	Analyses []AnalysisRun `json:"analyses,omitempty"`
+	// FailedAt is when the rollout first detected a failure (a failed gate
+	// or a spent failure budget); RestoredAt is when every touched cluster
+	// was healthy again on the release it was rolled back to. Together they
+	// give the time to restore.
+	FailedAt   *time.Time `json:"failedAt,omitempty"`
+	RestoredAt *time.Time `json:"restoredAt,omitempty"`
+}
+
+// AnalysisRun is one run of an AnalysisTemplate during a rollout.
+type AnalysisRun struct {
+	ID       string    `json:"id"`
+	Template string    `json:"template"`
+	Wave     string    `json:"wave,omitempty"`
+	Step     *int      `json:"step,omitempty"`
+	Phase    GatePhase `json:"phase"` // Running, Passed, Failed or Inconclusive
+	Message  string    `json:"message,omitempty"`
+	// Clusters are the clusters the run's arguments were filled for.
+	Clusters   []string       `json:"clusters,omitempty"`
+	StartedAt  *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
+	Metrics    []MetricResult `json:"metrics,omitempty"`
+}
+
+// MetricResult is one metric of an analysis run for one cluster.
+type MetricResult struct {
+	Name    string `json:"name"`
+	Cluster string `json:"cluster,omitempty"`
+	// Condition is the CEL success condition (or "not (<failure condition>)").
+	Condition string `json:"condition,omitempty"`
+	// Threshold is the number the condition compares the result with, when
+	// it is a simple comparison; dashboards draw it next to the values.
+	Threshold    *float64      `json:"threshold,omitempty"`
+	Phase        GatePhase     `json:"phase"`
+	Measurements []Measurement `json:"measurements,omitempty"`
+}
+
+// Measurement phases.
+const (
+	MeasurementSuccessful   = "Successful"
+	MeasurementFailed       = "Failed"
+	MeasurementInconclusive = "Inconclusive"
+	MeasurementError        = "Error"
+)
+
+// Measurement is one result of a metric's provider and its verdict.
+type Measurement struct {
+	Time time.Time `json:"time"`
+	// Value is the result as a number when it is one; Raw is its JSON form.
+	Value   *float64 `json:"value,omitempty"`
+	Raw     string   `json:"raw,omitempty"`
+	Phase   string   `json:"phase"`
+	Message string   `json:"message,omitempty"`
 }
 
 // ClusterRolloutPhase is the state of one cluster within a rollout.

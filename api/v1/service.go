@@ -73,10 +73,14 @@ type SyncPolicy struct {
 
 // ServiceStatus is written by the server.
 type ServiceStatus struct {
-	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
-	LatestRelease      string      `json:"latestRelease,omitempty"`
-	ActiveRollout      string      `json:"activeRollout,omitempty"`
-	Conditions         []Condition `json:"conditions,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LatestRelease is the newest release cut for the service;
+	// CurrentRelease the last one that reached every targeted cluster (what
+	// a newly matching cluster gets); ActiveRollout the rollout in flight.
+	LatestRelease  string      `json:"latestRelease,omitempty"`
+	CurrentRelease string      `json:"currentRelease,omitempty"`
+	ActiveRollout  string      `json:"activeRollout,omitempty"`
+	Conditions     []Condition `json:"conditions,omitempty"`
 }
 
 // GetTypeMeta implements Object.

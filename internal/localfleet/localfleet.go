@@ -220,4 +220,3 @@ func (f *Fleet) Stop() error {
 		return errors.New("fleet did not exit within 30s of SIGTERM; killed")
 	}
 }
-

@@ -42,6 +42,18 @@ type ReleaseStatus struct {
 	Message    string          `json:"message,omitempty"`
 	RenderedAt *time.Time      `json:"renderedAt,omitempty"`
 	Bundles    []ReleaseBundle `json:"bundles,omitempty"`
+	// Failed is set by the rollout runner when a rollout of this release
+	// failed (rolled back, failed or aborted). Automation must not roll a
+	// failed release out again; `flotilla rollout retry` clears it.
+	Failed *ReleaseFailure `json:"failed,omitempty"`
+}
+
+// ReleaseFailure records why a release is marked failed.
+type ReleaseFailure struct {
+	// Rollout is the rollout that failed; Reason its final message.
+	Rollout string    `json:"rollout"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // ReleaseBundle is one rendered bundle, addressed by "sha256:<hex>" of its

@@ -67,6 +67,12 @@ type RolloutStatus struct {
 	Clusters []RolloutCluster `json:"clusters,omitempty"`
 	Gates    []GateResult     `json:"gates,omitempty"`
 	Traffic  []TrafficWeight  `json:"traffic,omitempty"`
+	// TrafficMessage says how the last traffic change went, for example
+	// that it was skipped because no traffic manager is configured.
+	TrafficMessage string `json:"trafficMessage,omitempty"`
+	// WaitingFor names the open gate a person must act on (an approval),
+	// with the roles that may approve it.
+	WaitingFor *PendingApproval `json:"waitingFor,omitempty"`
 	// Analyses records every analysis the rollout ran, with its
 	// measurements, oldest first.
 	Analyses []AnalysisRun `json:"analyses,omitempty"`
@@ -76,6 +82,12 @@ type RolloutStatus struct {
 	// give the time to restore.
 	FailedAt   *time.Time `json:"failedAt,omitempty"`
 	RestoredAt *time.Time `json:"restoredAt,omitempty"`
+}
+
+// PendingApproval is an approval gate that is open.
+type PendingApproval struct {
+	Gate  string   `json:"gate"`
+	Roles []string `json:"roles"`
 }
 
 // AnalysisRun is one run of an AnalysisTemplate during a rollout.

@@ -185,6 +185,9 @@ type Store interface {
 	DeleteToken(ctx context.Context, id string, by Actor) error
 	// AgentStore keeps the agent protocol's records (see agent.go).
 	AgentStore
+	// RolloutStore keeps the rollout runner's leadership and records (see
+	// rollout.go).
+	RolloutStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

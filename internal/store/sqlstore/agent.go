@@ -351,20 +351,45 @@ func sameAssignment(a, b store.Assignment) bool {
 
 // SetAssignments implements store.AgentStore.
 func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by store.Actor) ([]store.DesiredState, error) {
+	clusters, err := checkAssignments(as)
+	if err != nil {
+		return nil, fmt.Errorf("set assignments: %w", err)
+	}
+	var out []store.DesiredState
+	err = s.write(ctx, func(ctx context.Context, q Querier) error {
+		var err error
+		out, err = s.setAssignments(ctx, q, as, clusters, by)
+		if err == nil && len(out) == 0 {
+			return errNoChange
+		}
+		return err
+	})
+	if errors.Is(err, errNoChange) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set assignments: %w", err)
+	}
+	return out, nil
+}
+
+// checkAssignments rejects malformed assignments and returns the clusters
+// they name, sorted.
+func checkAssignments(as []store.Assignment) ([]string, error) {
 	seen := map[[2]string]int{}
 	clusterSet := map[string]bool{}
 	for i, a := range as {
 		switch {
 		case a.Cluster == "" || a.Service == "":
-			return nil, fmt.Errorf("set assignments: item %d: cluster and service are required: %w", i, store.ErrInvalid)
+			return nil, fmt.Errorf("item %d: cluster and service are required: %w", i, store.ErrInvalid)
 		case a.Release != "" && a.Bundle == "":
-			return nil, fmt.Errorf("set assignments: item %d (%s/%s): bundle is required: %w", i, a.Cluster, a.Service, store.ErrInvalid)
+			return nil, fmt.Errorf("item %d (%s/%s): bundle is required: %w", i, a.Cluster, a.Service, store.ErrInvalid)
 		case len(a.Options) > 0 && !json.Valid(a.Options):
-			return nil, fmt.Errorf("set assignments: item %d (%s/%s): options are not JSON: %w", i, a.Cluster, a.Service, store.ErrInvalid)
+			return nil, fmt.Errorf("item %d (%s/%s): options are not JSON: %w", i, a.Cluster, a.Service, store.ErrInvalid)
 		}
 		k := [2]string{a.Cluster, a.Service}
 		if j, dup := seen[k]; dup {
-			return nil, fmt.Errorf("set assignments: item %d repeats item %d (%s/%s): %w", i, j, a.Cluster, a.Service, store.ErrInvalid)
+			return nil, fmt.Errorf("item %d repeats item %d (%s/%s): %w", i, j, a.Cluster, a.Service, store.ErrInvalid)
 		}
 		seen[k] = i
 		clusterSet[a.Cluster] = true
@@ -374,101 +399,100 @@ func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by st
 		clusters = append(clusters, c)
 	}
 	slices.Sort(clusters)
+	return clusters, nil
+}
+
+// setAssignments applies checked assignments inside a write transaction
+// and returns the desired states that changed (none: nothing written).
+func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assignment, clusters []string, by store.Actor) ([]store.DesiredState, error) {
 	var out []store.DesiredState
-	err := s.write(ctx, func(ctx context.Context, q Querier) error {
-		out = nil
-		cur, err := readAssignments(ctx, q, clusters)
-		if err != nil {
-			return err
+	cur, err := readAssignments(ctx, q, clusters)
+	if err != nil {
+		return nil, err
+	}
+	nanos, _ := s.now()
+	changes := map[string][]store.Assignment{}
+	for _, a := range as {
+		changes[a.Cluster] = append(changes[a.Cluster], a)
+	}
+	var (
+		upserts [][]any
+		deletes []Stmt
+	)
+	for _, c := range clusters {
+		state := map[string]store.Assignment{}
+		for _, a := range cur[c] {
+			state[a.Service] = a
 		}
-		nanos, _ := s.now()
-		changes := map[string][]store.Assignment{}
-		for _, a := range as {
-			changes[a.Cluster] = append(changes[a.Cluster], a)
-		}
-		var (
-			upserts [][]any
-			deletes []Stmt
-		)
-		for _, c := range clusters {
-			state := map[string]store.Assignment{}
-			for _, a := range cur[c] {
-				state[a.Service] = a
-			}
-			changed := false
-			for _, a := range changes[c] {
-				old, had := state[a.Service]
-				switch {
-				case a.Release == "" && had:
-					delete(state, a.Service)
-					deletes = append(deletes, Stmt{`DELETE FROM assignments WHERE cluster = $1 AND service = $2`, []any{c, a.Service}})
-					changed = true
-				case a.Release == "":
-				case !had || !sameAssignment(old, a):
-					a.UpdatedAt, a.UpdatedBy = fromNanos(nanos), by.Kind+":"+by.Name
-					if len(a.Options) == 0 {
-						a.Options = nil
-					}
-					state[a.Service] = a
-					opts := "{}"
-					if len(a.Options) > 0 {
-						opts = string(a.Options)
-					}
-					upserts = append(upserts, []any{c, a.Service, a.Release, a.Bundle, opts, nanos, a.UpdatedBy})
-					changed = true
+		changed := false
+		for _, a := range changes[c] {
+			old, had := state[a.Service]
+			switch {
+			case a.Release == "" && had:
+				delete(state, a.Service)
+				deletes = append(deletes, Stmt{`DELETE FROM assignments WHERE cluster = $1 AND service = $2`, []any{c, a.Service}})
+				changed = true
+			case a.Release == "":
+			case !had || !sameAssignment(old, a):
+				a.UpdatedAt, a.UpdatedBy = fromNanos(nanos), by.Kind+":"+by.Name
+				if len(a.Options) == 0 {
+					a.Options = nil
 				}
+				state[a.Service] = a
+				opts := "{}"
+				if len(a.Options) > 0 {
+					opts = string(a.Options)
+				}
+				upserts = append(upserts, []any{c, a.Service, a.Release, a.Bundle, opts, nanos, a.UpdatedBy})
+				changed = true
 			}
-			if !changed {
-				continue
-			}
-			ds := store.DesiredState{Cluster: c, Assignments: make([]store.Assignment, 0, len(state))}
-			for _, a := range state {
-				ds.Assignments = append(ds.Assignments, a)
-			}
-			slices.SortFunc(ds.Assignments, func(a, b store.Assignment) int { return strings.Compare(a.Service, b.Service) })
-			ds.Digest = store.DesiredDigest(ds.Assignments)
-			out = append(out, ds)
 		}
-		if len(out) == 0 {
-			return errNoChange
+		if !changed {
+			continue
 		}
-		seq, err := nextSeq(ctx, q)
-		if err != nil {
-			return err
+		ds := store.DesiredState{Cluster: c, Assignments: make([]store.Assignment, 0, len(state))}
+		for _, a := range state {
+			ds.Assignments = append(ds.Assignments, a)
 		}
-		var desired [][]any
-		services := map[string]bool{}
-		for i := range out {
-			out[i].Seq = seq
-			desired = append(desired, []any{out[i].Cluster, out[i].Digest, seq})
-		}
-		for _, a := range as {
-			services[a.Service] = true
-		}
-		names := make([]string, 0, len(services))
-		for sv := range services {
-			names = append(names, sv)
-		}
-		slices.Sort(names)
-		row, err := eventRow(seq, nanos, store.Updated, store.KindAssignments, strings.Join(names, ","), by, store.AssignmentsChange{Changed: out})
-		if err != nil {
-			return err
-		}
-		events := [][]any{row}
-		stmts := deletes
-		stmts = append(stmts, insertRows("assignments", []string{"cluster", "service", "release", "bundle", "options", "updated_at", "updated_by"}, upserts,
-			` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,
-			options = excluded.options, updated_at = excluded.updated_at, updated_by = excluded.updated_by`)...)
-		stmts = append(stmts, insertRows("desired_states", []string{"cluster", "digest", "seq"}, desired,
-			` ON CONFLICT (cluster) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`)...)
-		stmts = append(stmts, insertRows("events", eventCols, events, "")...)
-		return execAll(ctx, q, stmts...)
-	})
-	if errors.Is(err, errNoChange) {
+		slices.SortFunc(ds.Assignments, func(a, b store.Assignment) int { return strings.Compare(a.Service, b.Service) })
+		ds.Digest = store.DesiredDigest(ds.Assignments)
+		out = append(out, ds)
+	}
+	if len(out) == 0 {
 		return nil, nil
 	}
+	seq, err := nextSeq(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("set assignments: %w", err)
+		return nil, err
+	}
+	var desired [][]any
+	services := map[string]bool{}
+	for i := range out {
+		out[i].Seq = seq
+		desired = append(desired, []any{out[i].Cluster, out[i].Digest, seq})
+	}
+	for _, a := range as {
+		services[a.Service] = true
+	}
+	names := make([]string, 0, len(services))
+	for sv := range services {
+		names = append(names, sv)
+	}
+	slices.Sort(names)
+	row, err := eventRow(seq, nanos, store.Updated, store.KindAssignments, strings.Join(names, ","), by, store.AssignmentsChange{Changed: out})
+	if err != nil {
+		return nil, err
+	}
+	events := [][]any{row}
+	stmts := deletes
+	stmts = append(stmts, insertRows("assignments", []string{"cluster", "service", "release", "bundle", "options", "updated_at", "updated_by"}, upserts,
+		` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,
+			options = excluded.options, updated_at = excluded.updated_at, updated_by = excluded.updated_by`)...)
+	stmts = append(stmts, insertRows("desired_states", []string{"cluster", "digest", "seq"}, desired,
+		` ON CONFLICT (cluster) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`)...)
+	stmts = append(stmts, insertRows("events", eventCols, events, "")...)
+	if err := execAll(ctx, q, stmts...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -57,9 +57,10 @@ $(STATICCHECK):
 	@echo "installing staticcheck $(STATICCHECK_VERSION) (first time on this machine: a minute or two)"
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## demo: the main job; for now a local fleet of $(CLUSTERS) clusters that runs until Ctrl-C
+## demo: the main job: control plane, a local fleet with agents, Git, Prometheus, a good and a bad canary rollout
 demo: build fleet
-	./bin/flotilla-devfleet up --clusters $(CLUSTERS) --dir $(FLEET_DIR)
+	@./hack/ensure-packages.sh prometheus:prometheus git:git
+	./bin/flotilla demo
 
 ## fleet-up: the same local fleet without building flotilla
 fleet-up: fleet
@@ -70,4 +71,4 @@ bench: fleet
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin $(FLEET_DIR)
+	rm -rf bin $(FLEET_DIR) .demo

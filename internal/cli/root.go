@@ -68,6 +68,7 @@ func NewRoot(s Streams) *cobra.Command {
 		newAgentCmd(g),
 		newWhoAmICmd(g),
 		newCompletionCmd(s),
+		newDemoCmd(s),
 	)
 	return root
 }

@@ -155,6 +155,44 @@ type AgentStatusReport struct {
 	AppliedDigest     string          `json:"appliedDigest,omitempty"`
 	Services          []ServiceReport `json:"services,omitempty"`
 	Errors            []AgentError    `json:"errors,omitempty"`
+	// Offline is the agent's latest period without the server: what it enforced from its saved
+	// desired state meanwhile. The first report the server acknowledges after the period ends it;
+	// later reports carry it unchanged until a newer period replaces it.
+	Offline *OfflinePeriod `json:"offline,omitempty"`
+}
+
+// OfflinePeriod is what an agent did while it could not reach the server, from its first failed
+// call (Since) to the first status report acknowledged after it (Until; zero while it lasts).
+type OfflinePeriod struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until,omitzero"`
+	// Corrections counts drifted objects put back, Applies services applied from the saved desired
+	// state, Errors failed applies, reads and corrections, Restarts agent starts during the period.
+	Corrections int `json:"corrections"`
+	Applies     int `json:"applies,omitempty"`
+	Errors      int `json:"errors,omitempty"`
+	Restarts    int `json:"restarts,omitempty"`
+	// Events are the latest things the agent did (at most 100, oldest first); Dropped counts the
+	// older ones left out.
+	Events  []AgentEvent `json:"events,omitempty"`
+	Dropped int          `json:"dropped,omitempty"`
+}
+
+// Reasons of agent events.
+const (
+	EventDriftCorrected = "DriftCorrected"
+	EventApplied        = "Applied"
+	EventFailed         = "Failed"
+	EventRestarted      = "Restarted"
+)
+
+// AgentEvent is one thing an agent did or met, naming the service and object when there are some.
+type AgentEvent struct {
+	Time    time.Time `json:"time"`
+	Reason  string    `json:"reason"`
+	Service string    `json:"service,omitempty"`
+	Object  string    `json:"object,omitempty"`
+	Message string    `json:"message,omitempty"`
 }
 
 // StatusAck answers a status post: Duplicate is true when Seq was already recorded.

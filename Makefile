@@ -11,7 +11,7 @@ CLUSTERS ?= 3
 
 export FLOTILLA_DEVFLEET_BIN := $(CURDIR)/bin/flotilla-devfleet
 
-.PHONY: all build fleet test fuzz test-unit test-e2e lint vet staticcheck tools demo fleet-up bench clean
+.PHONY: all build fleet test test-demo fuzz test-unit test-e2e lint vet staticcheck tools demo fleet-up bench clean
 
 all: build
 
@@ -35,6 +35,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/bundle
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/render/manifest
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/render/repofs
+
+## test-demo: the demo's whole story, checked (its own fleet of four clusters; about 5 minutes)
+test-demo: build fleet
+	@./hack/ensure-packages.sh prometheus:prometheus git:git
+	FLOTILLA_TEST_DEMO=1 $(GO) test -count=1 -timeout 20m -run '^TestDemoRunsTheCanaryStory$$' -v ./test/e2e
 
 ## test-unit: only the tests that need no local fleet
 test-unit:

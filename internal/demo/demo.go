@@ -184,6 +184,7 @@ func (d *demo) setUp(ctx context.Context) error {
 func (d *demo) startServer(ctx context.Context) error {
 	listen := d.opts.Listen
 	if ln, err := net.Listen("tcp", listen); err == nil {
+		listen = ln.Addr().String() // resolves port 0
 		_ = ln.Close()
 	} else {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -25,7 +25,7 @@ func TestDecodeYAMLExamples(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetTypeMeta().Kind)
 	}
-	want := []string{KindCluster, KindSource, KindService, KindRolloutStrategy, KindAnalysisTemplate, KindRelease, KindRollout}
+	want := []string{KindCluster, KindSource, KindService, KindRolloutStrategy, KindAnalysisTemplate, KindTrafficRouter, KindRelease, KindRollout}
 	if d := cmp.Diff(want, kinds); d != "" {
 		t.Fatalf("kinds (-want +got):\n%s", d)
 	}

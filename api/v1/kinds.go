@@ -11,6 +11,7 @@ const (
 	KindAnalysisTemplate = "AnalysisTemplate"
 	KindRelease          = "Release"
 	KindRollout          = "Rollout"
+	KindTrafficRouter    = "TrafficRouter"
 )
 
 // KindInfo describes one kind: its names on the command line and in URLs,
@@ -30,6 +31,8 @@ var kinds = []KindInfo{
 		New: func() Object { return &RolloutStrategy{} }},
 	{Kind: KindAnalysisTemplate, Plural: "analysistemplates", ShortNames: []string{"at"},
 		New: func() Object { return &AnalysisTemplate{} }},
+	{Kind: KindTrafficRouter, Plural: "trafficrouters", ShortNames: []string{"tr"},
+		New: func() Object { return &TrafficRouter{} }},
 	{Kind: KindRelease, Plural: "releases", ShortNames: []string{"rel"}, New: func() Object { return &Release{} }},
 	{Kind: KindRollout, Plural: "rollouts", ShortNames: []string{"ro"}, New: func() Object { return &Rollout{} }},
 }
@@ -67,4 +70,5 @@ var (
 	_ Object = (*AnalysisTemplate)(nil)
 	_ Object = (*Release)(nil)
 	_ Object = (*Rollout)(nil)
+	_ Object = (*TrafficRouter)(nil)
 )

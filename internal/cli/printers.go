@@ -153,6 +153,44 @@ func gitRef(d doc, _ time.Time) string {
 	return "<none>"
 }
 
+// routerType names the kind of a TrafficRouter: haproxy, gatewayAPI or webhook.
+func routerType(d doc, _ time.Time) string {
+	for _, k := range []string{v1.RouterHAProxy, v1.RouterGatewayAPI, v1.RouterWebhook} {
+		if d.get("spec."+k) != nil {
+			return k
+		}
+	}
+	return "<none>"
+}
+
+// routerTarget says where a TrafficRouter's weights are set.
+func routerTarget(d doc, now time.Time) string {
+	switch routerType(d, now) {
+	case v1.RouterHAProxy:
+		return d.str("spec.haproxy.runtimeAPI") + " backend " + d.str("spec.haproxy.backend")
+	case v1.RouterGatewayAPI:
+		return d.str("spec.gatewayAPI.cluster") + ":" + d.str("spec.gatewayAPI.httpRoute.namespace") + "/" + d.str("spec.gatewayAPI.httpRoute.name")
+	case v1.RouterWebhook:
+		return d.str("spec.webhook.url")
+	}
+	return "<none>"
+}
+
+// routerWeights lists the weights last read back from a TrafficRouter as cluster=percent.
+func routerWeights(d doc, _ time.Time) string {
+	l, _ := d.get("status.weights").([]any)
+	var parts []string
+	for _, x := range l {
+		m, _ := x.(map[string]any)
+		w, _ := m["weight"].(float64)
+		parts = append(parts, fmt.Sprintf("%v=%d", m["cluster"], int(w)))
+	}
+	if len(parts) == 0 {
+		return "<none>"
+	}
+	return strings.Join(parts, ",")
+}
+
 // humanAge renders a duration as kubectl does: 45s, 5m, 3h, 12d.
 func humanAge(d time.Duration) string {
 	switch {
@@ -195,6 +233,10 @@ func columnsOf(kind string) []column {
 	case v1.KindRelease:
 		mid = []column{{header: "SERVICE", cell: field("spec.service")}, {header: "COMMIT", cell: shortSHA("spec.commit.sha")},
 			{header: "PHASE", cell: field("status.phase")}, {header: "MESSAGE", wide: true, cell: field("status.message")}}
+	case v1.KindTrafficRouter:
+		mid = []column{{header: "TYPE", cell: routerType}, {header: "TARGET", cell: routerTarget},
+			{header: "WEIGHTS", cell: routerWeights}, {header: "TIMEOUT", wide: true, cell: field("spec.timeout")},
+			{header: "MESSAGE", wide: true, cell: field("status.message")}}
 	case v1.KindRollout:
 		mid = []column{{header: "SERVICE", cell: field("spec.service")}, {header: "RELEASE", cell: field("spec.release")},
 			{header: "PHASE", cell: field("status.phase")}, {header: "WAVE", cell: field("status.currentWaveName")},

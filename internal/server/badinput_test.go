@@ -170,8 +170,9 @@ func testApplyDuplicateAndOneBadWritesNothing(t *testing.T, newEnv envMaker) {
 	objs = append(objs, cluster("prod-eu-1", map[string]string{"env": "dev"})) // duplicate of items[0]
 	_, err := e.deploy.Apply(ctx, objs)
 	st := wantStatus(t, err, 422, v1.ReasonInvalid)
-	if !hasField(st.Fields, "items[7].metadata.name") || !strings.Contains(st.Message, "nothing was written") {
-		t.Errorf("duplicate: %q %+v, want items[7].metadata.name and 'nothing was written'", st.Message, st.Fields)
+	dup := fmt.Sprintf("items[%d].metadata.name", len(objs)-1)
+	if !hasField(st.Fields, dup) || !strings.Contains(st.Message, "nothing was written") {
+		t.Errorf("duplicate: %q %+v, want %s and 'nothing was written'", st.Message, st.Fields, dup)
 	}
 	assertNothingWritten(t, e)
 

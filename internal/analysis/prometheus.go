@@ -18,9 +18,9 @@ import (
 
 // prometheusMeasurer runs one rendered instant query.
 type prometheusMeasurer struct {
-	api     promv1.API
-	query   string
-	a       *Analyzer
+	api   promv1.API
+	query string
+	a     *Analyzer
 }
 
 // prometheus renders a Prometheus metric's address and query for one

@@ -1,0 +1,104 @@
+package analysis_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/analysis"
+)
+
+func webhookSpec(url, path, success string, count int) v1.AnalysisTemplateSpec {
+	return v1.AnalysisTemplateSpec{Metrics: []v1.Metric{{Name: "hook", Count: count, Interval: "100ms",
+		SuccessCondition: success, Provider: v1.MetricProvider{Webhook: &v1.WebhookMetric{URL: url, JSONPath: path}}}}}
+}
+
+func TestWebhookProvider(t *testing.T) {
+	var hits atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /score/{cluster}", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		score := map[string]string{"eu-1": "0.99", "us-1": "0.42"}[r.PathValue("cluster")]
+		if score == "" {
+			score = "null"
+		}
+		fmt.Fprintf(w, `{"data":{"checks":[{"name":"smoke","score":%s,"ok":true}]}}`, score)
+	})
+	mux.HandleFunc("GET /broken", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusBadGateway) })
+	mux.HandleFunc("GET /html", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>") })
+	mux.HandleFunc("GET /huge", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"x":"`+strings.Repeat("a", 2<<20)+`"}`)
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := context.Background()
+	a := analysis.New(analysis.Options{Timeout: 500 * time.Millisecond})
+	run := func(spec v1.AnalysisTemplateSpec, clusters ...string) v1.AnalysisRun {
+		args := map[string]map[string]string{}
+		for _, c := range clusters {
+			args[c] = map[string]string{}
+		}
+		return a.Run(ctx, analysis.Request{ID: "w#0", Template: "hook", Spec: spec, Args: args}, nil)
+	}
+
+	t.Run("value at the path, URL per cluster", func(t *testing.T) {
+		hits.Store(0)
+		r := run(webhookSpec(srv.URL+"/score/{{ .Cluster.Name }}", "$.data.checks[0].score", "result > 0.9", 2), "eu-1")
+		if r.Phase != v1.GatePassed || *r.Metrics[0].Measurements[0].Value != 0.99 || hits.Load() != 2 {
+			t.Fatalf("phase %s (%s), metrics %+v, %d requests; want Passed with 0.99 from 2 requests", r.Phase, r.Message, r.Metrics, hits.Load())
+		}
+		r = run(webhookSpec(srv.URL+"/score/{{ .Cluster.Name }}", "$.data.checks[0].score", "result > 0.9", 2), "eu-1", "us-1")
+		if r.Phase != v1.GateFailed || !strings.Contains(r.Message, "us-1") {
+			t.Fatalf("phase %s (%s), want Failed naming us-1", r.Phase, r.Message)
+		}
+	})
+	t.Run("a whole object", func(t *testing.T) {
+		r := run(webhookSpec(srv.URL+"/score/eu-1", "data.checks[0]", "result.ok && result.name == 'smoke'", 1), "eu-1")
+		if r.Phase != v1.GatePassed {
+			t.Fatalf("phase %s (%s), want Passed", r.Phase, r.Message)
+		}
+	})
+	for name, c := range map[string]struct {
+		path, url, want, phase string
+	}{
+		"null is no data":     {"/score/{{ .Cluster.Name }}", "$.data.checks[0].score", "is null", v1.MeasurementInconclusive},
+		"missing path":        {"/score/eu-1", "$.data.nope", "nothing at path", v1.MeasurementInconclusive},
+		"wrong shape":         {"/score/eu-1", "$.data.checks.score", "not an object (array)", v1.MeasurementError},
+		"status 502":          {"/broken", "", "502 Bad Gateway", v1.MeasurementError},
+		"not JSON":            {"/html", "", "not JSON", v1.MeasurementError},
+		"body over the limit": {"/huge", "", "larger than 1048576 bytes", v1.MeasurementError},
+		"timeout":             {"/slow", "", "deadline exceeded", v1.MeasurementError},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			r := run(webhookSpec(srv.URL+c.path, c.url, "result > 0.9", 1), "zz-1")
+			m := r.Metrics[0].Measurements[0]
+			if r.Phase != v1.GateInconclusive || m.Phase != c.phase || !strings.Contains(m.Message, c.want) {
+				t.Errorf("phase %s, measurement %+v; want Inconclusive, a %s measurement saying %q", r.Phase, m, c.phase, c.want)
+			}
+			if time.Since(start) > 3*time.Second {
+				t.Errorf("took %s; the timeout is 500ms", time.Since(start))
+			}
+		})
+	}
+	t.Run("a template error is inconclusive before any request", func(t *testing.T) {
+		hits.Store(0)
+		r := run(webhookSpec(srv.URL+"/score/{{ .Args.region }}", "", "result > 0.9", 1), "eu-1")
+		if r.Phase != v1.GateInconclusive || !strings.Contains(r.Message, "metric hook, cluster eu-1") ||
+			!strings.Contains(r.Message, `"region"`) || hits.Load() != 0 || len(r.Metrics) != 0 {
+			t.Errorf("phase %s (%s), %d requests; want Inconclusive naming metric, cluster and key, no request", r.Phase, r.Message, hits.Load())
+		}
+	})
+}

@@ -264,3 +264,43 @@ func (r *Rollout) Validate() error {
 	}
 	return v.err()
 }
+
+// RolloutPlan is what a rollout of a release would do, computed before
+// anything starts (`flotilla rollout plan`).
+type RolloutPlan struct {
+	Service string `json:"service"`
+	Release string `json:"release"`
+	// Strategy names the RolloutStrategy used: "inline", or "" when every
+	// targeted cluster updates at once.
+	Strategy      string        `json:"strategy,omitempty"`
+	Type          StrategyType  `json:"type"`
+	TrafficRouter string        `json:"trafficRouter,omitempty"`
+	OnFailure     FailurePolicy `json:"onFailure"`
+	Waves         []PlanWave    `json:"waves"`
+}
+
+// PlanWave is one wave of a RolloutPlan with its clusters resolved.
+type PlanWave struct {
+	Name             string        `json:"name"`
+	MaxParallel      int           `json:"maxParallel"`
+	MaxFailures      int           `json:"maxFailures"`
+	Drain            bool          `json:"drain,omitempty"`
+	ProgressDeadline string        `json:"progressDeadline"`
+	Steps            []int         `json:"steps,omitempty"` // canary traffic weights
+	Gates            []string      `json:"gates,omitempty"` // e.g. "before: approval by sre"
+	Clusters         []PlanCluster `json:"clusters"`
+}
+
+// PlanCluster is one cluster of a PlanWave: the release it runs now (the
+// rollback target) and its traffic weight.
+type PlanCluster struct {
+	Name     string `json:"name"`
+	Previous string `json:"previous,omitempty"`
+	Weight   int    `json:"weight"`
+}
+
+// RolloutActionRequest is the optional body of a rollout action; To is the
+// release a rollback goes to (default: each cluster's previous release).
+type RolloutActionRequest struct {
+	To string `json:"to,omitempty"`
+}

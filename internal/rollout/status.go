@@ -37,6 +37,9 @@ func (s State) Status() v1.RolloutStatus {
 		st.Clusters[i] = rc
 	}
 	st.Gates = append([]v1.GateResult(nil), s.Gates...)
+	if g, name, ok := s.OpenGate(); ok && g.Kind == GateApproval && !s.Paused {
+		st.WaitingFor = &v1.PendingApproval{Gate: name, Roles: append([]string(nil), g.Roles...)}
+	}
 	if s.Plan.Router != "" {
 		st.Traffic = make([]v1.TrafficWeight, len(s.Clusters))
 		for i, c := range s.Clusters {
@@ -51,4 +54,15 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// OpenGate returns the gate that is open now and its name for people
+// (wave/position/index, as in RequestApproval), if any.
+func (s State) OpenGate() (PlannedGate, string, bool) {
+	g, ok := s.openGate()
+	if !ok {
+		return PlannedGate{}, "", false
+	}
+	m := machine{s: &s}
+	return g, m.gateName(), true
 }

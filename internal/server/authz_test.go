@@ -112,6 +112,10 @@ func requestFor(t *testing.T, e *env, rt server.Route, role string, objs map[str
 	if suffix == "" {
 		suffix = "anon"
 	}
+	if isRolloutControl(rt) {
+		path, body = rolloutRequestFor(t, e, rt, suffix, objs)
+		return method, path, ct, body
+	}
 	if rt.Kind != "" {
 		obj := objs[rt.Kind]
 		name := obj.GetMetadata().Name

@@ -35,7 +35,8 @@ func toWireEvent(e store.Event, withObject bool) (v1.Event, error) {
 // auditOnlyKinds are the event kinds that record changes to things other than API objects
 // (tokens, agent credentials, assignments, bundles, agent status): the audit trail carries them,
 // object watches do not.
-var auditOnlyKinds = []string{store.KindToken, store.KindAgentCredential, store.KindAssignments, store.KindBundle, store.KindAgentStatus}
+var auditOnlyKinds = []string{store.KindToken, store.KindAgentCredential, store.KindAssignments, store.KindBundle, store.KindAgentStatus,
+	store.KindRolloutAudit}
 
 // parseAuditKinds resolves the audit trail's kind filter: object kinds in any spelling, and the
 // audit-only kinds by name, case-insensitively.
@@ -127,7 +128,8 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ *auth.Principal
 	}
 	out := v1.EventList{Items: make([]v1.Event, 0, len(evs))}
 	for _, e := range evs {
-		we, err := toWireEvent(e, false)
+		// A rollout audit entry is only useful with what the transition did.
+		we, err := toWireEvent(e, e.Kind == store.KindRolloutAudit)
 		if err != nil {
 			return err
 		}

@@ -89,6 +89,7 @@ func (s *Server) routeTable() []Route {
 	for _, k := range v1.Kinds() {
 		rs = append(rs, s.kindRoutes(k)...)
 	}
+	rs = append(rs, s.rolloutRoutes()...)
 	return append(rs, s.agentRoutes()...)
 }
 

@@ -1,0 +1,1076 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/rollout"
+	"flotilla.dev/flotilla/internal/store"
+)
+
+// LeadershipName is the store leadership the runner holds while it runs
+// rollouts.
+const LeadershipName = "rollout-runner"
+
+// Options configure a Runner; only Store is required.
+type Options struct {
+	Store store.Store
+	// Holder names this runner in the leadership; default host name plus a
+	// random suffix.
+	Holder string
+	// Analyzer runs analyses; nil ends every analysis Inconclusive, which
+	// pauses the rollout for a person.
+	Analyzer Analyzer
+	// Traffic applies weights; nil records them as skipped.
+	Traffic Traffic
+	// Logger receives the runner's log; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// LeaseTTL is how long leadership lasts without renewal; it is renewed
+	// every third of it. Default 15s.
+	LeaseTTL time.Duration
+	// PollInterval is how often agent heartbeats are read to notice agents
+	// that went silent or came back unchanged. Default 2s.
+	PollInterval time.Duration
+	// DisconnectAfter is how long after its last report an agent counts as
+	// unreachable (Unknown). Default 90s, as the server shows it.
+	DisconnectAfter time.Duration
+	// ProgressInterval bounds how often analysis progress is written to a
+	// rollout's status. Default 2s.
+	ProgressInterval time.Duration
+	// TrafficTimeout bounds one SetWeights call. Default 10s.
+	TrafficTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		o.Holder = host + "-" + hex.EncodeToString(b[:])
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 15 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.DisconnectAfter <= 0 {
+		o.DisconnectAfter = 90 * time.Second
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = 2 * time.Second
+	}
+	if o.TrafficTimeout <= 0 {
+		o.TrafficTimeout = 10 * time.Second
+	}
+}
+
+// Runner runs every rollout of a store while it holds the store's runner
+// leadership. Create it with New and call Run.
+type Runner struct {
+	opts    Options
+	c       *committer
+	leading atomic.Bool
+	// Transitions counts committed transitions (for measurements).
+	transitions atomic.Int64
+}
+
+// New returns a runner over opts.Store.
+func New(opts Options) (*Runner, error) {
+	if opts.Store == nil {
+		return nil, errors.New("rollout runner: no store given")
+	}
+	opts.setDefaults()
+	return &Runner{opts: opts, c: newCommitter(opts.Store)}, nil
+}
+
+// Leading reports whether this runner holds the leadership now.
+func (r *Runner) Leading() bool { return r.leading.Load() }
+
+// Transitions returns how many transitions this runner committed.
+func (r *Runner) Transitions() int64 { return r.transitions.Load() }
+
+// Holder returns the name this runner holds the leadership under.
+func (r *Runner) Holder() string { return r.opts.Holder }
+
+// Run campaigns for the leadership and, while it holds it, runs every
+// rollout; it returns nil when ctx ends, after giving the leadership up so
+// that another replica takes over at once.
+func (r *Runner) Run(ctx context.Context) error {
+	o := r.opts
+	for ctx.Err() == nil {
+		l, err := o.Store.AcquireLeadership(ctx, LeadershipName, o.Holder, o.LeaseTTL, o.Now())
+		if err == nil {
+			o.Logger.Info("rollout runner leads", "holder", o.Holder, "epoch", l.Epoch)
+			err = r.lead(ctx, l)
+			if err != nil && ctx.Err() == nil {
+				o.Logger.Warn("rollout runner stopped leading", "err", err)
+			}
+			continue
+		}
+		wait := o.LeaseTTL / 3
+		var held *store.LeadershipHeldError
+		if errors.As(err, &held) {
+			if d := held.Leadership.ExpiresAt.Sub(o.Now()); d > 0 && d < wait {
+				wait = d + 10*time.Millisecond
+			}
+		} else if ctx.Err() == nil {
+			o.Logger.Warn("rollout runner: acquire leadership", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
+// lead runs rollouts until the leadership is lost or ctx ends.
+func (r *Runner) lead(ctx context.Context, l *store.Leadership) error {
+	o := r.opts
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.leading.Store(true)
+	defer r.leading.Store(false)
+	var lost atomic.Value // error
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		expires := l.ExpiresAt
+		t := time.NewTicker(o.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			nl, err := o.Store.AcquireLeadership(lctx, LeadershipName, o.Holder, o.LeaseTTL, o.Now())
+			switch {
+			case err == nil && nl.Epoch == l.Epoch:
+				expires = nl.ExpiresAt
+				continue
+			case err == nil:
+				err = fmt.Errorf("leadership lapsed (epoch %d, now %d)", l.Epoch, nl.Epoch)
+			case lctx.Err() != nil:
+				return
+			case !errors.Is(err, store.ErrConflict) && o.Now().Before(expires.Add(-o.LeaseTTL/6)):
+				o.Logger.Warn("rollout runner: renew leadership", "err", err)
+				continue
+			}
+			lost.Store(err)
+			cancel()
+			return
+		}
+	}()
+	ld := &leader{r: r, o: o, fence: store.Fence{Name: LeadershipName, Holder: o.Holder, Epoch: l.Epoch},
+		entries: map[string]*entry{}, agents: map[string]*agentObs{},
+		results: make(chan analysisDone, 64), progress: make(chan analysisDone, 256)}
+	err := ld.run(lctx)
+	cancel()
+	ld.stopAnalyses()
+	<-renewed
+	if ctx.Err() != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = o.Store.ReleaseLeadership(rctx, LeadershipName, o.Holder)
+		rcancel()
+		return nil
+	}
+	if e, ok := lost.Load().(error); ok {
+		return e
+	}
+	return err
+}
+
+// obs is what an agent says about one service on its cluster.
+type obs struct{ release, health string }
+
+// agentObs is the latest report summary of one cluster's agent.
+type agentObs struct {
+	seq       int64
+	heartbeat time.Time
+	services  map[string]obs
+}
+
+// summary is the part of an agent report the server keeps as the
+// store.AgentStatus summary (and the spec of KindAgentStatus events).
+type summary struct {
+	Services []struct {
+		Service string `json:"service"`
+		Release string `json:"release"`
+		Health  string `json:"health"`
+	} `json:"services"`
+}
+
+func parseSummary(data []byte) map[string]obs {
+	var s summary
+	_ = json.Unmarshal(data, &s)
+	out := make(map[string]obs, len(s.Services))
+	for _, sv := range s.Services {
+		out[sv.Service] = obs{release: sv.Release, health: sv.Health}
+	}
+	return out
+}
+
+// running is an analysis this runner runs.
+type running struct {
+	id     string
+	cancel context.CancelFunc
+}
+
+// analysisDone carries an analysis's progress or final run to the loop.
+type analysisDone struct {
+	rollout string
+	id      string
+	run     v1.AnalysisRun
+}
+
+// entry is one rollout the leader tracks.
+type entry struct {
+	name string
+	obj  *store.Object
+	spec v1.RolloutSpec
+	rec  *Record // nil until started
+
+	fed      map[string]obs
+	pending  []rollout.Event
+	timers   []time.Time
+	lastTick time.Time
+	// runs are analysis runs to merge into the record with the next commit.
+	runs          map[string]v1.AnalysisRun
+	progressDirty bool
+	lastProgress  time.Time
+	analysis      *running
+	// applied are the traffic weights known to be in effect; nil unknown.
+	applied      map[string]int
+	trafficRetry time.Time
+	pauseReason  string
+	retryAt      time.Time
+	failures     int
+}
+
+// leader is the state of one term of leadership; only its loop touches it.
+type leader struct {
+	r        *Runner
+	o        Options
+	fence    store.Fence
+	seq      int64
+	entries  map[string]*entry
+	agents   map[string]*agentObs
+	lastPoll time.Time
+	results  chan analysisDone
+	progress chan analysisDone
+	wg       sync.WaitGroup
+	reload   map[string]bool
+}
+
+func (l *leader) run(ctx context.Context) error {
+	st := l.o.Store
+	seq, err := st.LatestSeq(ctx)
+	if err != nil {
+		return err
+	}
+	recs, err := st.RolloutRecords(ctx)
+	if err != nil {
+		return err
+	}
+	l.seq = seq
+	for _, rr := range recs {
+		if err := l.track(rr); err != nil {
+			l.o.Logger.Warn("rollout runner: skip rollout", "rollout", rr.Object.Name, "err", err)
+		}
+	}
+	if err := l.poll(ctx); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		l.cycle(ctx)
+		l.wait(ctx)
+	}
+	return nil
+}
+
+// track starts following a rollout from its stored form, replacing what
+// the leader knew of it.
+func (l *leader) track(rr store.RolloutRecord) error {
+	rec, err := decodeRecord(rr.Object.Name, rr.Record)
+	if err != nil {
+		return err
+	}
+	var spec v1.RolloutSpec
+	if err := decodeInto(rr.Object, &spec, nil); err != nil {
+		return err
+	}
+	e := l.entries[rr.Object.Name]
+	if e == nil {
+		e = &entry{name: rr.Object.Name}
+		l.entries[e.name] = e
+	}
+	e.obj, e.spec, e.rec = rr.Object, spec, rec
+	e.fed = map[string]obs{}
+	if rec != nil && rec.Done() {
+		l.drop(e)
+	}
+	return nil
+}
+
+func (l *leader) drop(e *entry) {
+	if e.analysis != nil {
+		e.analysis.cancel()
+	}
+	delete(l.entries, e.name)
+}
+
+func (l *leader) stopAnalyses() {
+	for _, e := range l.entries {
+		if e.analysis != nil {
+			e.analysis.cancel()
+		}
+	}
+	l.wg.Wait()
+}
+
+// wait sleeps until something may need doing.
+func (l *leader) wait(ctx context.Context) {
+	now := l.o.Now()
+	next := l.lastPoll.Add(l.o.PollInterval)
+	for _, e := range l.entries {
+		if t, ok := e.nextTimer(); ok && t.Before(next) {
+			next = t
+		}
+		if e.progressDirty {
+			if t := e.lastProgress.Add(l.o.ProgressInterval); t.Before(next) {
+				next = t
+			}
+		}
+		if e.rec != nil && len(e.pending) > 0 && e.retryAt.Before(next) {
+			next = e.retryAt
+		}
+	}
+	d := next.Sub(now)
+	if d <= 0 {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	woke := make(chan struct{})
+	go func() {
+		if l.o.Store.WaitForEvent(wctx, l.seq) == nil {
+			close(woke)
+		}
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-woke:
+	case <-timer.C:
+	case d := <-l.results:
+		l.received(d, true)
+	case d := <-l.progress:
+		l.received(d, false)
+	}
+}
+
+// received files an analysis's progress or result with its rollout.
+func (l *leader) received(d analysisDone, final bool) {
+	e := l.entries[d.rollout]
+	if e == nil {
+		return
+	}
+	if e.runs == nil {
+		e.runs = map[string]v1.AnalysisRun{}
+	}
+	if !final {
+		if d.run.Phase == "" || d.run.Phase == v1.GateRunning {
+			d.run.Phase = v1.GateRunning
+			e.runs[d.id] = d.run
+			e.progressDirty = true
+		}
+		return
+	}
+	if e.analysis != nil && e.analysis.id == d.id {
+		e.analysis = nil
+	}
+	result := rollout.AnalysisInconclusive
+	switch d.run.Phase {
+	case v1.GatePassed:
+		result = rollout.AnalysisSuccessful
+	case v1.GateFailed:
+		result = rollout.AnalysisFailed
+	case v1.GateInconclusive:
+	default:
+		return // cancelled: nobody waits for it
+	}
+	e.runs[d.id] = d.run
+	e.pending = append(e.pending, rollout.AnalysisResult{ID: d.id, Result: result})
+}
+
+// cycle does everything that is due.
+func (l *leader) cycle(ctx context.Context) {
+	for {
+		select {
+		case d := <-l.results:
+			l.received(d, true)
+			continue
+		case d := <-l.progress:
+			l.received(d, false)
+			continue
+		default:
+		}
+		break
+	}
+	if err := l.readEvents(ctx); err != nil {
+		l.o.Logger.Warn("rollout runner: read events", "err", err)
+	}
+	if l.startPending(ctx) {
+		l.lastPoll = time.Time{} // read the new rollouts' agents now
+	}
+	now := l.o.Now()
+	if now.Sub(l.lastPoll) >= l.o.PollInterval {
+		if err := l.poll(ctx); err != nil {
+			l.o.Logger.Warn("rollout runner: read agent status", "err", err)
+		}
+	}
+	names := make([]string, 0, len(l.entries))
+	for n := range l.entries {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		e := l.entries[n]
+		if e == nil || e.rec == nil || ctx.Err() != nil {
+			continue
+		}
+		l.feed(e, now)
+		if len(e.pending) > 0 || (e.progressDirty && now.Sub(e.lastProgress) >= l.o.ProgressInterval) {
+			if now.Before(e.retryAt) {
+				continue
+			}
+			l.commit(ctx, e, now)
+		}
+		if l.entries[n] == nil || e.rec == nil {
+			continue
+		}
+		l.effects(ctx, e)
+	}
+}
+
+// readEvents follows the event log: changed rollouts are read again and
+// agent status changes update the agent cache.
+func (l *leader) readEvents(ctx context.Context) error {
+	st := l.o.Store
+	l.reload = map[string]bool{}
+	for {
+		latest, err := st.LatestSeq(ctx)
+		if err != nil {
+			return err
+		}
+		evs, err := st.Events(ctx, l.seq, 1000, store.EventFilter{Kinds: []string{v1.KindRollout, store.KindAgentStatus}})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			switch ev.Kind {
+			case v1.KindRollout:
+				e := l.entries[ev.Name]
+				switch {
+				case ev.Type == store.Deleted:
+					if e != nil {
+						l.drop(e)
+					}
+				case e != nil && ev.Object != nil && ev.Actor == Actor && ev.Object.ResourceVersion <= e.obj.ResourceVersion:
+					// One of this leader's own writes.
+				case e == nil || ev.Object == nil || ev.Object.ResourceVersion != e.obj.ResourceVersion:
+					l.reload[ev.Name] = true
+				}
+			case store.KindAgentStatus:
+				if ev.Object != nil {
+					a := l.agents[ev.Name]
+					if a == nil {
+						a = &agentObs{}
+						l.agents[ev.Name] = a
+					}
+					a.services = parseSummary(ev.Object.Spec)
+					if ev.Time.After(a.heartbeat) {
+						a.heartbeat = ev.Time
+					}
+				}
+			}
+			l.seq = ev.Seq
+		}
+		if len(evs) < 1000 {
+			l.seq = max(l.seq, latest)
+			break
+		}
+	}
+	if len(l.reload) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(l.reload))
+	for n := range l.reload {
+		names = append(names, n)
+	}
+	recs, err := st.RolloutRecords(ctx, names...)
+	if err != nil {
+		return err
+	}
+	for _, rr := range recs {
+		if rr.Done {
+			if e := l.entries[rr.Object.Name]; e != nil {
+				l.drop(e)
+			}
+			continue
+		}
+		keep := l.entries[rr.Object.Name]
+		var results []rollout.Event
+		if keep != nil {
+			for _, ev := range keep.pending {
+				if _, ok := ev.(rollout.AnalysisResult); ok {
+					results = append(results, ev)
+				}
+			}
+		}
+		if err := l.track(rr); err != nil {
+			l.o.Logger.Warn("rollout runner: skip rollout", "rollout", rr.Object.Name, "err", err)
+			continue
+		}
+		if e := l.entries[rr.Object.Name]; e != nil {
+			e.pending = results
+		}
+	}
+	return nil
+}
+
+// poll reads the heartbeats and summaries of the agents of every tracked
+// rollout's clusters.
+func (l *leader) poll(ctx context.Context) error {
+	l.lastPoll = l.o.Now()
+	set := map[string]bool{}
+	for _, e := range l.entries {
+		if e.rec == nil {
+			continue
+		}
+		for _, c := range e.rec.Engine.Clusters {
+			set[c.Name] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	var names []string
+	if len(set) <= 500 {
+		for n := range set {
+			names = append(names, n)
+		}
+	}
+	sts, err := l.o.Store.AgentStatuses(ctx, names...)
+	if err != nil {
+		return err
+	}
+	for n, s := range sts {
+		a := l.agents[n]
+		if a == nil {
+			a = &agentObs{}
+			l.agents[n] = a
+		}
+		if s.Seq != a.seq || a.services == nil {
+			a.services = parseSummary(s.Summary)
+			a.seq = s.Seq
+		}
+		a.heartbeat = s.LastHeartbeat
+	}
+	return nil
+}
+
+// observe returns what the agent of cluster says about service now.
+func (l *leader) observe(cluster, service string, now time.Time) obs {
+	a := l.agents[cluster]
+	if a == nil || now.Sub(a.heartbeat) > l.o.DisconnectAfter {
+		return obs{health: rollout.HealthUnknown}
+	}
+	o, ok := a.services[service]
+	if !ok {
+		return obs{health: rollout.HealthProgressing}
+	}
+	switch o.health {
+	case rollout.HealthHealthy, rollout.HealthProgressing, rollout.HealthDegraded, rollout.HealthFailed, rollout.HealthUnknown:
+	default:
+		o.health = rollout.HealthUnknown
+	}
+	return o
+}
+
+// feed queues what changed for a running rollout: cluster statuses and
+// due timers.
+func (l *leader) feed(e *entry, now time.Time) {
+	s := &e.rec.Engine
+	if s.Finished() || s.Phase == v1.RolloutPending {
+		return
+	}
+	for _, c := range s.Clusters {
+		o := l.observe(c.Name, s.Service, now)
+		if prev, ok := e.fed[c.Name]; ok && prev == o {
+			continue
+		}
+		e.fed[c.Name] = o
+		e.pending = append(e.pending, rollout.ClusterStatus{Cluster: c.Name, Release: o.release, Health: o.health})
+	}
+	if t, ok := e.nextTimer(); ok && !t.After(now) {
+		e.pending = append(e.pending, rollout.Tick{})
+		e.lastTick = now
+		e.timers = slices.DeleteFunc(e.timers, func(t time.Time) bool { return !t.After(now) })
+	}
+}
+
+// nextTimer is the earliest moment after the last tick at which the
+// rollout's engine wants to be ticked: a requested timer or a deadline,
+// bake, hold or window the state holds.
+func (e *entry) nextTimer() (time.Time, bool) {
+	if e.rec == nil || e.rec.Engine.Finished() || e.rec.Engine.Paused {
+		return time.Time{}, false
+	}
+	var best time.Time
+	consider := func(t time.Time) {
+		if t.IsZero() || !t.After(e.lastTick) {
+			return
+		}
+		if best.IsZero() || t.Before(best) {
+			best = t
+		}
+	}
+	for _, t := range e.timers {
+		consider(t)
+	}
+	s := &e.rec.Engine
+	for _, c := range s.Clusters {
+		if c.Phase == v1.ClusterRolloutUpdating {
+			consider(c.Deadline)
+		}
+	}
+	consider(s.BakeUntil)
+	consider(s.HoldUntil)
+	consider(s.WaitUntil)
+	return best, !best.IsZero()
+}
+
+// commit steps the rollout through its pending events and writes the
+// transition.
+func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
+	evs := e.pending
+	next, acts, errs, _ := step(e.rec, evs, now, false)
+	for id, run := range e.runs {
+		next.mergeRun(id, run)
+	}
+	if e.pauseReason != "" && next.Engine.Paused {
+		next.Engine.Message = e.pauseReason
+	}
+	if len(acts) == 0 && sameRecord(e.rec, next) {
+		e.pending, e.runs, e.progressDirty, e.pauseReason = nil, nil, false, ""
+		e.lastProgress = now
+		return
+	}
+	var audit *Audit
+	for _, ev := range evs {
+		switch ev.(type) {
+		case rollout.ClusterStatus, rollout.Tick:
+		default:
+			audit = auditOf(Actor, evs, acts, errs)
+		}
+	}
+	for _, a := range acts {
+		if _, ok := a.(rollout.SetTimer); !ok && audit == nil {
+			audit = auditOf(Actor, evs, acts, errs)
+		}
+	}
+	fence := l.fence
+	fence.Now = now
+	res, err := l.r.c.commit(ctx, e.obj, next, acts, audit, Actor, &fence)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		// Someone else wrote the rollout (a person's action) or the
+		// leadership is gone: read it again and feed the statuses afresh.
+		l.reloadOne(ctx, e)
+		return
+	case err != nil:
+		e.failures++
+		e.retryAt = now.Add(min(time.Duration(1<<min(e.failures, 5))*time.Second, 30*time.Second))
+		l.o.Logger.Warn("rollout runner: commit", "rollout", e.name, "err", err, "retry", e.retryAt.Sub(now))
+		return
+	}
+	l.r.transitions.Add(1)
+	e.failures, e.retryAt = 0, time.Time{}
+	e.obj, e.rec = res.Rollout, next
+	e.pending, e.runs, e.progressDirty, e.pauseReason = nil, nil, false, ""
+	e.lastProgress = now
+	for _, a := range acts {
+		if t, ok := a.(rollout.SetTimer); ok {
+			e.timers = append(e.timers, t.At)
+		}
+		if n, ok := a.(rollout.Notify); ok {
+			l.o.Logger.Info("rollout", "rollout", e.name, "message", n.Message)
+		}
+	}
+	if next.Done() {
+		l.drop(e)
+	}
+}
+
+func (l *leader) reloadOne(ctx context.Context, e *entry) {
+	var results []rollout.Event
+	for _, ev := range e.pending {
+		if _, ok := ev.(rollout.AnalysisResult); ok {
+			results = append(results, ev)
+		}
+	}
+	recs, err := l.o.Store.RolloutRecords(ctx, e.name)
+	if err != nil || len(recs) == 0 {
+		if err == nil {
+			l.drop(e)
+		}
+		return
+	}
+	if err := l.track(recs[0]); err != nil {
+		l.o.Logger.Warn("rollout runner: skip rollout", "rollout", e.name, "err", err)
+		return
+	}
+	if ne := l.entries[e.name]; ne != nil {
+		ne.pending = results
+	}
+}
+
+// mergeRun puts an analysis run's latest form into the record, keeping
+// what the runner recorded when it started.
+func (r *Record) mergeRun(id string, run v1.AnalysisRun) {
+	for i := range r.Analyses {
+		old := &r.Analyses[i]
+		if old.ID != id {
+			continue
+		}
+		if old.Phase != v1.GateRunning && run.Phase == v1.GateRunning {
+			return // already finished: late progress
+		}
+		run.ID, run.Template = old.ID, old.Template
+		run.Wave, run.Step = old.Wave, old.Step
+		if run.StartedAt == nil {
+			run.StartedAt = old.StartedAt
+		}
+		if run.Clusters == nil {
+			run.Clusters = old.Clusters
+		}
+		if old.Phase != v1.GateRunning {
+			run.Phase, run.FinishedAt = old.Phase, old.FinishedAt
+		}
+		*old = run
+	}
+}
+
+func sameRecord(a, b *Record) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// effects makes the world match the record: the analysis it waits for
+// runs here, traffic has its weights, the service and release show how it
+// ended, and a rolled back rollout learns when its clusters are restored.
+func (l *leader) effects(ctx context.Context, e *entry) {
+	rec := e.rec
+	s := &rec.Engine
+	// Analyses.
+	var want *rollout.StartAnalysis
+	if !s.Finished() && s.Active && rec.Analysis != nil && rec.Analysis.ID == s.AnalysisID {
+		want = rec.Analysis
+	}
+	if e.analysis != nil && (want == nil || e.analysis.id != want.ID) {
+		e.analysis.cancel()
+		e.analysis = nil
+	}
+	if want != nil && e.analysis == nil && !e.hasPendingResult(want.ID) {
+		l.startAnalysis(ctx, e, *want)
+	}
+	l.traffic(ctx, e)
+	if e.rec == nil {
+		return
+	}
+	now := l.o.Now()
+	if s := &e.rec.Engine; s.Finished() && !e.rec.Finalized {
+		if err := finalize(ctx, l.o.Store, e.name, e.rec, now); err != nil {
+			l.o.Logger.Warn("rollout runner: finalize", "rollout", e.name, "err", err)
+			return
+		}
+		if s.Phase == v1.RolloutRolledBack || s.Phase == v1.RolloutFailed || s.Phase == v1.RolloutAborted {
+			l.r.c.forget(s.Release)
+		}
+		next := e.rec.clone()
+		next.Finalized = true
+		l.write(ctx, e, next, nil)
+	}
+	if e.rec != nil && e.rec.needsRestore() {
+		l.checkRestored(ctx, e, now)
+	}
+}
+
+func (e *entry) hasPendingResult(id string) bool {
+	for _, ev := range e.pending {
+		if r, ok := ev.(rollout.AnalysisResult); ok && r.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// write commits a record change that feeds the engine nothing.
+func (l *leader) write(ctx context.Context, e *entry, next *Record, audit *Audit) {
+	fence := l.fence
+	fence.Now = l.o.Now()
+	res, err := l.r.c.commit(ctx, e.obj, next, nil, audit, Actor, &fence)
+	if errors.Is(err, store.ErrConflict) {
+		l.reloadOne(ctx, e)
+		return
+	}
+	if err != nil {
+		l.o.Logger.Warn("rollout runner: write", "rollout", e.name, "err", err)
+		return
+	}
+	l.r.transitions.Add(1)
+	e.obj, e.rec = res.Rollout, next
+	if next.Done() {
+		l.drop(e)
+	}
+}
+
+// checkRestored records RestoredAt once every touched cluster runs the
+// release it was sent back to, healthy.
+func (l *leader) checkRestored(ctx context.Context, e *entry, now time.Time) {
+	next := e.rec.clone()
+	all := true
+	for i := range next.Engine.Clusters {
+		c := &next.Engine.Clusters[i]
+		if !c.Touched {
+			continue
+		}
+		o := l.observe(c.Name, next.Engine.Service, now)
+		ok := o.release == c.Release && o.health == rollout.HealthHealthy
+		if c.Release == "" {
+			ok = o.release == "" && o.health != rollout.HealthUnknown
+		}
+		if o.release == c.Release {
+			c.Health = o.health
+		}
+		all = all && ok
+	}
+	if all {
+		next.RestoredAt = timePtr(now)
+	}
+	if !sameRecord(e.rec, next) {
+		var audit *Audit
+		if all {
+			audit = &Audit{By: Actor.Kind + ":" + Actor.Name, Events: []string{"restored"},
+				Actions: []string{fmt.Sprintf("every touched cluster is healthy on its previous release %s after the failure",
+					restoreDelay(next))}}
+		}
+		l.write(ctx, e, next, audit)
+	}
+}
+
+func restoreDelay(r *Record) string {
+	if r.FailedAt == nil || r.RestoredAt == nil {
+		return ""
+	}
+	return r.RestoredAt.Sub(*r.FailedAt).Round(time.Millisecond).String()
+}
+
+// startAnalysis runs the analysis a in a goroutine whose result comes
+// back through the leader's results channel.
+func (l *leader) startAnalysis(ctx context.Context, e *entry, a rollout.StartAnalysis) {
+	actx, cancel := context.WithCancel(ctx)
+	e.analysis = &running{id: a.ID, cancel: cancel}
+	req := AnalysisRequest{ID: a.ID, Template: a.Template, Args: a.Args, Service: e.rec.Engine.Service,
+		Release: e.rec.Engine.Release, Rollout: e.name}
+	var fail string
+	if o, err := l.o.Store.Get(ctx, v1.KindAnalysisTemplate, a.Template); err != nil {
+		fail = fmt.Sprintf("analysis template %s: %v", a.Template, err)
+	} else if err := decodeInto(o, &req.Spec, nil); err != nil {
+		fail = err.Error()
+	}
+	if fail == "" && l.o.Analyzer == nil {
+		fail = "no analyzer is configured"
+	}
+	name := e.name
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		var run v1.AnalysisRun
+		if fail != "" {
+			run = v1.AnalysisRun{ID: a.ID, Template: a.Template, Phase: v1.GateInconclusive, Message: fail}
+		} else {
+			run = l.o.Analyzer.Run(actx, req, func(p v1.AnalysisRun) {
+				select {
+				case l.progress <- analysisDone{rollout: name, id: a.ID, run: p}:
+				default: // progress is best effort; the final run always arrives
+				}
+			})
+		}
+		if run.FinishedAt == nil && run.Phase != v1.GateRunning {
+			run.FinishedAt = timePtr(l.o.Now())
+		}
+		select {
+		case l.results <- analysisDone{rollout: name, id: a.ID, run: run}:
+		case <-actx.Done():
+		}
+	}()
+}
+
+// traffic applies the weights the engine set, or records them as
+// skipped when no traffic manager is configured.
+func (l *leader) traffic(ctx context.Context, e *entry) {
+	s := &e.rec.Engine
+	router := s.Plan.Router
+	if router == "" {
+		return
+	}
+	now := l.o.Now()
+	if now.Before(e.trafficRetry) {
+		return
+	}
+	var diff []v1.TrafficWeight
+	for _, c := range s.Clusters {
+		if w, ok := e.applied[c.Name]; ok && w == c.Weight && e.applied != nil {
+			continue
+		}
+		diff = append(diff, v1.TrafficWeight{Router: router, Cluster: c.Name, Weight: c.Weight})
+	}
+	if len(diff) == 0 {
+		return
+	}
+	desc := make([]string, len(diff))
+	for i, w := range diff {
+		desc[i] = fmt.Sprintf("%s=%d", w.Cluster, w.Weight)
+	}
+	if e.applied == nil {
+		e.applied = map[string]int{}
+	}
+	next := e.rec.clone()
+	if l.o.Traffic == nil {
+		for _, w := range diff {
+			e.applied[w.Cluster] = w.Weight
+		}
+		next.TrafficMessage = "skipped: no traffic manager is configured; router " + router + " weights recorded only"
+		l.write(ctx, e, next, &Audit{By: Actor.Kind + ":" + Actor.Name,
+			Actions: []string{"traffic " + router + " " + strings.Join(desc, " ") + " skipped: no traffic manager is configured"}})
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.o.TrafficTimeout)
+	applied, err := l.o.Traffic.SetWeights(tctx, router, diff)
+	cancel()
+	if err != nil {
+		e.trafficRetry = now.Add(5 * time.Second)
+		next.TrafficMessage = fmt.Sprintf("router %s: %v", router, err)
+		if !s.Finished() && !s.Paused {
+			e.pauseReason = "paused: traffic router " + router + " failed: " + err.Error()
+			e.pending = append(e.pending, rollout.Pause{})
+		}
+		l.write(ctx, e, next, &Audit{By: Actor.Kind + ":" + Actor.Name,
+			Actions: []string{"traffic " + router + " " + strings.Join(desc, " ")}, Errors: []string{err.Error()}})
+		return
+	}
+	for _, w := range applied {
+		e.applied[w.Cluster] = w.Weight
+	}
+	for _, w := range diff {
+		if _, ok := e.applied[w.Cluster]; !ok {
+			e.applied[w.Cluster] = w.Weight
+		}
+	}
+	next.TrafficMessage = "applied " + strings.Join(desc, " ")
+	l.write(ctx, e, next, &Audit{By: Actor.Kind + ":" + Actor.Name, Actions: []string{"traffic " + router + " " + strings.Join(desc, " ")}})
+}
+
+// startPending plans and starts rollouts the runner has not started,
+// after ending every older rollout of the same service as superseded.
+func (l *leader) startPending(ctx context.Context) (started bool) {
+	byService := map[string][]*entry{}
+	for _, e := range l.entries {
+		if e.rec != nil && e.rec.Engine.Finished() {
+			continue
+		}
+		byService[e.spec.Service] = append(byService[e.spec.Service], e)
+	}
+	for service, es := range byService {
+		slices.SortFunc(es, func(a, b *entry) int {
+			if c := a.obj.CreatedAt.Compare(b.obj.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.name, b.name)
+		})
+		newest := es[len(es)-1]
+		for _, e := range es[:len(es)-1] {
+			l.supersede(ctx, e, newest.spec.Release)
+		}
+		if newest.rec == nil {
+			l.start(ctx, newest, service)
+			started = true
+		}
+	}
+	return started
+}
+
+// supersede ends e because release by replaces it.
+func (l *leader) supersede(ctx context.Context, e *entry, by string) {
+	if e.rec == nil {
+		e.rec = &Record{Engine: rollout.NewState(rollout.Plan{}, e.spec.Service, e.spec.Release), Finalized: false}
+	}
+	if !e.rec.Engine.Finished() && !e.hasPending(rollout.Superseded{By: by}) {
+		e.pending = append(e.pending, rollout.Superseded{By: by})
+	}
+}
+
+func (e *entry) hasPending(ev rollout.Event) bool {
+	return slices.ContainsFunc(e.pending, func(x rollout.Event) bool { return x == ev })
+}
+
+// start plans a Pending rollout and feeds it Start.
+func (l *leader) start(ctx context.Context, e *entry, service string) {
+	planned, err := PlanFor(ctx, l.o.Store, PlanRequest{Service: service, Release: e.spec.Release,
+		Strategy: e.spec.Strategy, StrategySpec: e.spec.StrategySpec})
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		s := rollout.NewState(rollout.Plan{}, service, e.spec.Release)
+		s.Phase, s.Message, s.FinishedAt = v1.RolloutFailed, err.Error(), l.o.Now()
+		e.rec = &Record{Engine: s, Finalized: true}
+		l.o.Logger.Warn("rollout runner: plan", "rollout", e.name, "err", err)
+		l.write(ctx, e, e.rec, &Audit{By: Actor.Kind + ":" + Actor.Name, Events: []string{"start"}, Errors: []string{err.Error()}})
+		return
+	}
+	if err := setActive(ctx, l.o.Store, service, e.name); err != nil {
+		l.o.Logger.Warn("rollout runner: service status", "rollout", e.name, "err", err)
+	}
+	e.rec = &Record{Engine: rollout.NewState(planned.Plan, service, e.spec.Release)}
+	e.fed = map[string]obs{}
+	e.pending = append(e.pending, rollout.Start{})
+}

@@ -149,6 +149,19 @@ func (c Counts) String() string {
 	return fmt.Sprintf("ok=%d errors=%d answers=%v first errors=%q", c.OK, c.Errors, c.Answers, c.FirstErrors)
 }
 
+// Results returns the finished requests that started at or after from.
+func (l *Load) Results(from time.Time) []Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Result
+	for _, r := range l.results {
+		if !r.Start.Before(from) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Since counts the finished requests that started at or after from.
 func (l *Load) Since(from time.Time) Counts {
 	return l.Between(from, time.Time{})

@@ -94,7 +94,7 @@ type fleet struct {
 	m      *traffic.Manager
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	f := &fleet{st: newStore(t), eu: testhaproxy.StartBackend(t, "eu-1", nil), us: testhaproxy.StartBackend(t, "us-1", nil)}
 	f.hap = testhaproxy.Start(t, testhaproxy.Config{Servers: []testhaproxy.Server{{Name: "srv-eu", Addr: f.eu.Addr}, {Name: "srv-us", Addr: f.us.Addr}}})

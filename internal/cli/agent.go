@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"flotilla.dev/flotilla/client"
 	"flotilla.dev/flotilla/internal/agent"
 	"flotilla.dev/flotilla/internal/agent/apply"
+	"flotilla.dev/flotilla/internal/agent/state"
 	"flotilla.dev/flotilla/internal/version"
 )
 
@@ -34,12 +34,14 @@ long-polls its desired state, applies each assigned bundle with server-side appl
 no longer assigned, and reports health and drift.
 
 --token takes the one-time bootstrap token printed by 'flotilla cluster register' (the agent
-exchanges it for a cluster credential and keeps that in --state-dir) or a cluster credential.`,
+exchanges it for a cluster credential and keeps that in --state-dir) or a cluster credential.
+
+The agent keeps the last desired state the server sent, with its bundles, in --state-dir or, with
+--state-namespace, in Secrets of that namespace of the cluster (what the install manifest uses).
+While the server cannot be reached it goes on enforcing that state, across restarts too, and
+reports what it did when the server is back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if stateNamespace != "" {
-				return errors.New("--state-namespace: keeping the agent's state in a Secret is not implemented yet; run the agent with --state-dir")
-			}
 			server, token := firstSet(g.server, os.Getenv(EnvServer)), firstSet(g.token, os.Getenv(EnvToken))
 			if server == "" || token == "" {
 				return errors.New("agent: --server and --token are required (or " + EnvServer + " and " + EnvToken + ")")
@@ -56,8 +58,14 @@ exchanges it for a cluster credential and keeps that in --state-dir) or a cluste
 			if info, err := dc.ServerVersion(); err == nil {
 				kv = info.GitVersion
 			}
+			var st state.Store = state.NewDir(stateDir)
+			if stateNamespace != "" {
+				if st, err = state.NewSecrets(cfg, stateNamespace); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
-			cred, err := agentCredential(ctx, server, token, stateDir, kv)
+			cred, err := agentCredential(ctx, server, token, st, kv)
 			if err != nil {
 				return err
 			}
@@ -73,7 +81,7 @@ exchanges it for a cluster credential and keeps that in --state-dir) or a cluste
 				host, _ := os.Hostname()
 				holder = fmt.Sprintf("%s-%d", host, os.Getpid())
 			}
-			a, err := agent.New(agent.Options{Client: c, Applier: eng, Holder: holder, ObserveInterval: observe,
+			a, err := agent.New(agent.Options{Client: c, Applier: eng, State: st, Holder: holder, ObserveInterval: observe,
 				AgentVersion: version.Version, KubernetesVersion: kv,
 				Logger: slog.New(slog.NewTextHandler(g.streams.Err, nil))})
 			if err != nil {
@@ -87,25 +95,26 @@ exchanges it for a cluster credential and keeps that in --state-dir) or a cluste
 	}
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster configuration)")
-	f.StringVar(&stateDir, "state-dir", "flotilla-agent-state", "directory for the agent's credential")
-	f.StringVar(&stateNamespace, "state-namespace", "", "namespace of a Secret holding the agent's state (not implemented yet)")
+	f.StringVar(&stateDir, "state-dir", "flotilla-agent-state", "directory for the agent's credential and last desired state")
+	f.StringVar(&stateNamespace, "state-namespace", "", "keep the credential and last desired state in Secrets of this namespace of the cluster instead of --state-dir")
 	f.StringVar(&holder, "holder", "", "name of this agent process in the cluster's lease (default: host name and pid)")
 	f.DurationVar(&observe, "observe-interval", 30*time.Second, "how often to check health and drift and report")
 	return cmd
 }
 
 // agentCredential returns the cluster credential to use: token itself, or, for a bootstrap token,
-// the credential it was exchanged for, which is kept in stateDir so that a restarted agent does
-// not need a new bootstrap token.
-func agentCredential(ctx context.Context, server, token, stateDir, kubeVersion string) (string, error) {
+// the credential it was exchanged for, which is kept in the state store so that a restarted agent
+// does not need a new bootstrap token.
+func agentCredential(ctx context.Context, server, token string, st state.Store, kubeVersion string) (string, error) {
 	if !strings.HasPrefix(token, "flb_") {
 		return token, nil
 	}
-	path := filepath.Join(stateDir, "credential")
-	if b, err := os.ReadFile(path); err == nil {
-		if cred := strings.TrimSpace(string(b)); cred != "" {
-			return cred, nil
-		}
+	cred, err := st.Credential(ctx)
+	if err != nil {
+		return "", fmt.Errorf("agent: %w", err)
+	}
+	if cred != "" {
+		return cred, nil
 	}
 	anon, err := client.New(client.Options{Server: server})
 	if err != nil {
@@ -115,10 +124,7 @@ func agentCredential(ctx context.Context, server, token, stateDir, kubeVersion s
 	if err != nil {
 		return "", fmt.Errorf("agent: register: %w", err)
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return "", fmt.Errorf("agent: state dir: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(resp.Credential+"\n"), 0o600); err != nil {
+	if err := st.SaveCredential(ctx, resp.Credential); err != nil {
 		return "", fmt.Errorf("agent: keep credential: %w", err)
 	}
 	return resp.Credential, nil

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,4 +166,22 @@ func (e *Engine) writeInventory(ctx context.Context, inv *Inventory) error {
 		return fmt.Errorf("service %s: write inventory: %w: %w", inv.Service, ErrInventory, err)
 	}
 	return nil
+}
+
+// Services returns the services that have an inventory in the cluster, sorted: what Flotilla
+// applied there, whatever the agent's desired state says now.
+func (e *Engine) Services(ctx context.Context) ([]string, error) {
+	list, err := e.dyn.Resource(configMaps).Namespace(e.opts.InventoryNamespace).List(ctx,
+		metav1.ListOptions{LabelSelector: "flotilla.dev/inventory=true"})
+	if err != nil {
+		return nil, fmt.Errorf("list inventories: %w: %w", ErrInventory, err)
+	}
+	var out []string
+	for _, cm := range list.Items {
+		if s, ok := strings.CutPrefix(cm.GetName(), "inventory-"); ok && cm.GetAnnotations()[AnnotationService] == s {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -194,6 +194,11 @@ once to standard error (and to --admin-token-file when given).`,
 			} else if cfg.AdminTokenFile != "" {
 				cfg.Logger.Info("the store already has API tokens; no admin token was created or written", "file", cfg.AdminTokenFile)
 			}
+			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout})
 			if err != nil {

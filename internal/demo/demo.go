@@ -269,6 +269,7 @@ func (d *demo) registerAgents(ctx context.Context) error {
 			}
 		}
 		obj := &v1.Cluster{Metadata: v1.ObjectMeta{Name: c.Name, Labels: labels}}
+		obj.Default()
 		if _, err := d.api.Create(ctx, obj); err != nil {
 			return fmt.Errorf("demo: register cluster %s: %w", c.Name, err)
 		}
@@ -322,13 +323,12 @@ apiVersion: flotilla.dev/v1alpha1
 kind: RolloutStrategy
 metadata: {name: web-canary}
 spec:
-  type: canary
+  type: rolling
   onFailure: rollback
   waves:
   - name: canary
     clusters: {matchLabels: {ring: canary}}
-    steps:
-    - {weight: 20, analysis: [{template: error-rate}]}
+    after: [{analysis: {template: error-rate}}]
   - name: eu
     clusters: {matchLabels: {region: eu}}
   - name: us

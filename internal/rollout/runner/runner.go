@@ -404,6 +404,12 @@ func (l *leader) received(d analysisDone, final bool) {
 		e.runs = map[string]v1.AnalysisRun{}
 	}
 	if !final {
+		if prev, ok := e.runs[d.id]; ok && prev.Phase != v1.GateRunning {
+			return // the final run came first
+		}
+		if e.analysis == nil || e.analysis.id != d.id {
+			return // late progress of an analysis nobody waits for
+		}
 		if d.run.Phase == "" || d.run.Phase == v1.GateRunning {
 			d.run.Phase = v1.GateRunning
 			e.runs[d.id] = d.run

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,9 +169,10 @@ func TestSecretsKeepStateInTheCluster(t *testing.T) {
 		t.Errorf("Load of a tampered Secret = %v, want ErrCorrupt", err)
 	}
 	// A bundle too large for a Secret is refused with a clear error, nothing written.
-	big := make([]byte, 2<<20)
+	big := make([]byte, 2<<20) // random bytes do not compress
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range big {
-		big[i] = byte('a' + (i*7919)%26 ^ i>>3&1)
+		big[i] = byte(rng.Uint32())
 	}
 	if err := s.write(ctx, "too-big", "bundle", keyBundle, big, nil); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("write of %d bytes = %v, want ErrTooLarge", len(big), err)

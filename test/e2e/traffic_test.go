@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/testfleet"
+	"flotilla.dev/flotilla/internal/testhaproxy"
+	"flotilla.dev/flotilla/internal/traffic/haproxy"
+)
+
+// releaseWatcher keeps the release a cluster runs, as the ConfigMap web-config the release applies
+// there says, so the cluster's backend answers with it: the answer changes only once the agent
+// has applied a new release.
+type releaseWatcher struct {
+	mu      sync.Mutex
+	release string
+}
+
+func (w *releaseWatcher) get() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.release
+}
+
+func watchRelease(ctx context.Context, c *testfleet.Cluster, ns string) *releaseWatcher {
+	w := &releaseWatcher{release: "none"}
+	go func() {
+		for ctx.Err() == nil {
+			if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{}); err == nil {
+				w.mu.Lock()
+				w.release = cm.Data["release"]
+				w.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// Given three clusters behind a real HAProxy, each serving an HTTP backend that answers with the
+// cluster's name and the release it runs, and steady load through HAProxy: when a canary rollout
+// of a new release runs, the canary gets no traffic while it is updated, then 5, 25 and 50
+// percent of the requests (within 3 points over at least 1,000 requests per step); when it is
+// aborted, every cluster goes back to the old release, and from then on no request is answered
+// by the new one. No request fails during the whole rollout.
+func TestCanaryTrafficStepsAndRollbackUnderLoad(t *testing.T) {
+	testhaproxy.Binary(t)
+	f := testfleet.Get(t)
+	if len(f.Clusters) < 3 {
+		t.Fatalf("need 3 clusters, the fleet has %d", len(f.Clusters))
+	}
+	clusters := f.Clusters[:3]
+	ns := f.Namespace(t)
+	s := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// One backend per cluster, and HAProxy in front with a server per cluster.
+	var servers []testhaproxy.Server
+	var names []string
+	for _, c := range clusters {
+		w := watchRelease(ctx, c, ns)
+		b := testhaproxy.StartBackend(t, c.Name, w.get)
+		servers = append(servers, testhaproxy.Server{Name: c.Name, Addr: b.Addr})
+		names = append(names, c.Name)
+	}
+	hap := testhaproxy.Start(t, testhaproxy.Config{Backend: "web", Servers: servers})
+
+	canary := clusters[0].Name
+	for i, c := range clusters {
+		ring := "main"
+		if i == 0 {
+			ring = "canary"
+		}
+		s.registerAndRunAgent(t, c.Name, c.Kubeconfig, "env=e2e", "ring="+ring)
+		patch := fmt.Sprintf(`{"spec":{"traffic":[{"router":"edge","backend":%q}]}}`, c.Name)
+		if _, err := s.Admin.Patch(ctx, "clusters", c.Name, []byte(patch)); err != nil {
+			t.Fatalf("cluster %s: traffic: %v", c.Name, err)
+		}
+	}
+	objs := `apiVersion: flotilla.dev/v1alpha1
+kind: TrafficRouter
+metadata: {name: edge}
+spec:
+  haproxy: {runtimeAPI: "` + hap.RuntimeAPI + `", backend: web}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: RolloutStrategy
+metadata: {name: web-canary}
+spec:
+  type: canary
+  trafficRouter: edge
+  onFailure: rollback
+  waves:
+  - name: canary
+    clusters: {matchLabels: {ring: canary}}
+    steps:
+    - {weight: 5, bake: 15s}
+    - {weight: 25, bake: 15s}
+    - {weight: 50, bake: 10m}
+  - name: rest
+    clusters: {}
+    maxParallel: "100%"
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  source: {name: shop, path: deploy/web}
+  namespace: ` + ns + `
+  placement: {clusterSelector: {matchLabels: {env: e2e}}}
+  strategy: web-canary
+`
+	loaded, err := v1.LoadYAML("objects.yaml", []byte(objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admin.Apply(ctx, loaded); err != nil {
+		t.Fatalf("apply router, strategy and service: %v", err)
+	}
+
+	// Every cluster runs r1 to begin with.
+	s.release(t, "web-r1", []map[string]any{configMap(ns, "web-config", "r1")}, names, false)
+	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: names}); err != nil {
+		t.Fatalf("assign web-r1: %v", err)
+	}
+	load := testhaproxy.StartLoad(t, hap.URL, 8)
+	eventually(t, 90*time.Second, "every cluster answers with r1", func(ctx context.Context) error {
+		c := load.Since(time.Now().Add(-500 * time.Millisecond))
+		for _, n := range names {
+			if c.Bodies[n+" r1"] == 0 {
+				return fmt.Errorf("no answer %q yet (%s)", n+" r1", c)
+			}
+		}
+		return nil
+	})
+
+	// The canary rollout of r2.
+	begin := time.Now()
+	s.release(t, "web-r2", []map[string]any{configMap(ns, "web-config", "r2")}, names, false)
+	ro := &v1.Rollout{TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRollout},
+		Metadata: v1.ObjectMeta{Name: "web-r2"}, Spec: v1.RolloutSpec{Service: "web", Release: "web-r2", Strategy: "web-canary"}}
+	if _, err := s.Admin.Create(ctx, ro); err != nil {
+		t.Fatalf("create rollout: %v", err)
+	}
+	rt, err := haproxy.NewClient(hap.RuntimeAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firstStep time.Time
+	for _, p := range []int{5, 25, 50} {
+		var inForce time.Time
+		eventually(t, 3*time.Minute, fmt.Sprintf("HAProxy gives the canary %d%%", p), func(ctx context.Context) error {
+			w, err := effectiveWeights(ctx, rt)
+			if err != nil {
+				return err
+			}
+			if want := int(math.Round(float64(p) * 2.56)); w[canary] != want {
+				return fmt.Errorf("canary weight %d, want %d (all %v; rollout: %s)", w[canary], want, w, rolloutSummary(ctx, s.Admin))
+			}
+			inForce = time.Now()
+			return nil
+		})
+		if firstStep.IsZero() {
+			firstStep = inForce
+		}
+		c := load.WaitFor(t, inForce, 1000, time.Minute)
+		share := c.Share(canary)
+		if c.Errors != 0 || math.Abs(share-float64(p)) > 3 {
+			t.Errorf("step %d%%: the canary answered %.2f%% of %d requests (%s)", p, share, c.OK, c)
+		} else {
+			t.Logf("step %d%%: the canary answered %.2f%% of %d requests", p, share, c.OK)
+		}
+		for body, n := range c.Bodies {
+			if strings.HasPrefix(body, canary+" ") != (body == canary+" r2") {
+				t.Errorf("step %d%%: %d answers %q: the canary must answer r2 and the others r1", p, n, body)
+			}
+		}
+	}
+	// The canary was drained while it was updated: nothing answered with r2 before the first step.
+	if early := load.Between(begin, firstStep); early.Bodies[canary+" r2"] != 0 {
+		t.Errorf("the canary answered %d requests with r2 before its first traffic step (%s)", early.Bodies[canary+" r2"], early)
+	}
+
+	// The applied weights are visible on the rollout and the router.
+	got, err := s.Admin.Get(ctx, "rollouts", "web-r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got.(*v1.Rollout).Status; !strings.HasPrefix(st.TrafficMessage, "applied") {
+		t.Errorf("rollout traffic message %q, want the weights applied", st.TrafficMessage)
+	}
+	if out := s.cli(t, "get", "trafficrouters"); !strings.Contains(out, canary+"=50") {
+		t.Errorf("flotilla get trafficrouters does not show the canary at 50%%:\n%s", out)
+	}
+
+	// Abort: traffic goes back, then every cluster goes back to r1.
+	aborted := time.Now()
+	if _, err := s.Admin.RolloutAction(ctx, "web-r2", "abort", ""); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	eventually(t, 2*time.Minute, "the rollout is aborted and the canary answers r1 again", func(ctx context.Context) error {
+		o, err := s.Admin.Get(ctx, "rollouts", "web-r2")
+		if err != nil {
+			return err
+		}
+		if ph := o.(*v1.Rollout).Status.Phase; ph != v1.RolloutAborted {
+			return fmt.Errorf("rollout phase %s", ph)
+		}
+		c := load.Since(time.Now().Add(-300 * time.Millisecond))
+		if c.Bodies[canary+" r1"] == 0 || c.Bodies[canary+" r2"] != 0 {
+			return fmt.Errorf("answers %v", c.Bodies)
+		}
+		return nil
+	})
+	restored := time.Now()
+	after := load.WaitFor(t, restored, 1000, time.Minute)
+	load.Stop()
+	for body, n := range after.Bodies {
+		if strings.HasSuffix(body, " r2") {
+			t.Errorf("after the rollback %d requests were answered %q", n, body)
+		}
+	}
+	during := load.Between(aborted, restored)
+	all := load.Since(begin)
+	if all.Errors != 0 {
+		t.Errorf("requests lost during the rollout and its rollback: %s", all)
+	}
+	t.Logf("rollout and rollback: %d requests, %d lost; between abort and the canary back on r1 (%s): %d of %d answered by r2",
+		all.OK, all.Errors, restored.Sub(aborted).Round(time.Millisecond), during.Bodies[canary+" r2"], during.OK)
+}
+
+func effectiveWeights(ctx context.Context, c *haproxy.Client) (map[string]int, error) {
+	states, err := c.ServersState(ctx, "web")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, s := range states {
+		out[s.Name] = s.Effective()
+	}
+	return out, nil
+}
+
+func rolloutSummary(ctx context.Context, c *client.Client) string {
+	o, err := c.Get(ctx, "rollouts", "web-r2")
+	if err != nil {
+		return err.Error()
+	}
+	st := o.(*v1.Rollout).Status
+	return fmt.Sprintf("phase %s wave %q step %d message %q traffic %q", st.Phase, st.CurrentWaveName, st.CurrentStep, st.Message, st.TrafficMessage)
+}

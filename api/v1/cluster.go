@@ -28,7 +28,9 @@ type ClusterTraffic struct {
 	Router  string `json:"router"`
 	Backend string `json:"backend"`
 	// Capacity is the cluster's share when all backends are at full weight,
-	// relative to the other clusters of the router; 100 when omitted.
+	// relative to the other clusters of the router; 100 when omitted. It is
+	// also the largest share of the router's traffic, in percent, that the
+	// cluster can carry, which the capacity check before a drain uses.
 	Capacity int `json:"capacity,omitempty"`
 }
 

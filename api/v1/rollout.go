@@ -58,6 +58,8 @@ type RolloutStatus struct {
 	PreviousRelease string `json:"previousRelease,omitempty"`
 	// CurrentWave and CurrentStep are indexes into the strategy's waves and
 	// the current wave's steps; -1 when not started.
+	// Waves names the plan's waves in order.
+	Waves           []string   `json:"waves,omitempty"`
 	CurrentWave     int        `json:"currentWave"`
 	CurrentWaveName string     `json:"currentWaveName,omitempty"`
 	CurrentStep     int        `json:"currentStep"`

@@ -104,6 +104,9 @@ func describe(w io.Writer, obj v1.Object, events []v1.Event, now time.Time) erro
 			fmt.Fprintf(w, "  %s\n", line)
 		}
 	}
+	if ro, ok := obj.(*v1.Rollout); ok {
+		describeRollout(w, ro, now)
+	}
 	fmt.Fprintln(w, "Events:")
 	if len(events) == 0 {
 		fmt.Fprintln(w, "  <none>")

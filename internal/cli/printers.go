@@ -240,7 +240,7 @@ func columnsOf(kind string) []column {
 	case v1.KindRollout:
 		mid = []column{{header: "SERVICE", cell: field("spec.service")}, {header: "RELEASE", cell: field("spec.release")},
 			{header: "PHASE", cell: field("status.phase")}, {header: "WAVE", cell: field("status.currentWaveName")},
-			{header: "MESSAGE", wide: true, cell: field("status.message")}}
+			{header: "WAITING", cell: rolloutWaiting}, {header: "MESSAGE", wide: true, cell: field("status.message")}}
 	}
 	cols := []column{{header: "NAME", cell: field("metadata.name")}}
 	cols = append(cols, mid...)

@@ -67,6 +67,7 @@ func NewRoot(s Streams) *cobra.Command {
 		newClusterCmd(g),
 		newAgentCmd(g),
 		newWhoAmICmd(g),
+		newRolloutCmd(g),
 		newCompletionCmd(s),
 		newDemoCmd(s),
 	)

@@ -16,6 +16,9 @@ func (s State) Status() v1.RolloutStatus {
 		st.CurrentWaveName = s.Plan.Waves[s.Wave].Name
 	}
 	st.StartedAt, st.FinishedAt = timePtr(s.StartedAt), timePtr(s.FinishedAt)
+	for _, w := range s.Plan.Waves {
+		st.Waves = append(st.Waves, w.Name)
+	}
 	counts := map[string]int{}
 	best := ""
 	for _, c := range s.Clusters {

@@ -38,7 +38,7 @@ func TestStatus(t *testing.T) {
 	}
 	step := 0
 	want := v1.RolloutStatus{
-		Phase: v1.RolloutProgressing, PreviousRelease: "r1", CurrentWave: 0, CurrentWaveName: "canary", CurrentStep: 0,
+		Phase: v1.RolloutProgressing, PreviousRelease: "r1", Waves: []string{"canary", "rest"}, CurrentWave: 0, CurrentWaveName: "canary", CurrentStep: 0,
 		StartedAt: &t0,
 		Clusters: []v1.RolloutCluster{
 			{Name: "c", Wave: "canary", Phase: v1.ClusterRolloutHealthy, Release: "r2", Health: HealthHealthy},

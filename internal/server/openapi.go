@@ -159,6 +159,9 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 	} {
 		g.named(name, t)
 	}
+	for name, v := range kpiSchemas() {
+		g.named(name, reflect.TypeOf(v))
+	}
 	for name, v := range rolloutSchemas() {
 		g.named(name, reflect.TypeOf(v))
 	}

@@ -33,6 +33,10 @@ type Route struct {
 	// Agent marks a route of the agent protocol: only agent principals may call it, always for
 	// their own cluster. Agent principals get 404 from every other route.
 	Agent bool
+	// Session marks a dashboard route: the caller is authenticated by the dashboard session
+	// (with its CSRF token on state-changing requests) instead of a bearer token, and errors
+	// are answered as HTML pages.
+	Session bool
 
 	handle handlerFunc
 }
@@ -90,6 +94,8 @@ func (s *Server) routeTable() []Route {
 		rs = append(rs, s.kindRoutes(k)...)
 	}
 	rs = append(rs, s.rolloutRoutes()...)
+	rs = append(rs, s.kpiRoutes()...)
+	rs = append(rs, s.dashboardRoutes()...)
 	return append(rs, s.agentRoutes()...)
 }
 
@@ -142,31 +148,34 @@ func (s *Server) buildHandler(routes []Route) http.Handler {
 func (s *Server) guard(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p *auth.Principal
+		if rt.Session {
+			s.dash.SetHeaders(w)
+		}
 		if rt.Rule.NeedsPrincipal() {
 			var err error
-			p, err = s.authenticate(r)
+			p, err = s.authenticateRoute(rt, r)
 			if err != nil {
-				s.writeError(w, r, err)
+				s.routeError(rt, w, r, err)
 				return
 			}
 			switch {
 			case p.Kind == auth.KindAgent && !rt.Agent:
-				s.writeError(w, r, notFound("no route %s %s", r.Method, r.URL.Path))
+				s.routeError(rt, w, r, notFound("no route %s %s", r.Method, r.URL.Path))
 				return
 			case rt.Agent && p.Kind != auth.KindAgent:
-				s.writeError(w, r, &auth.ForbiddenError{Principal: p.String(), Permission: auth.Permission{Verb: "call", Resource: "agent routes (cluster agents only)"}})
+				s.routeError(rt, w, r, &auth.ForbiddenError{Principal: p.String(), Permission: auth.Permission{Verb: "call", Resource: "agent routes (cluster agents only)"}})
 				return
 			}
 			if rt.Rule.Kind == auth.RulePermission {
 				if err := s.opts.Roles.Authorize(p, rt.Rule.Permission); err != nil {
-					s.writeError(w, r, err)
+					s.routeError(rt, w, r, err)
 					return
 				}
 			}
 			setPrincipal(r, p)
 		}
 		if err := rt.handle(w, r, p); err != nil {
-			s.writeError(w, r, err)
+			s.routeError(rt, w, r, err)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/auth"
+	"flotilla.dev/flotilla/internal/dashboard"
 	"flotilla.dev/flotilla/internal/store"
 )
 
@@ -56,6 +57,9 @@ type Options struct {
 	// DisconnectAfter is how long after its last report a cluster's agent shows as Disconnected.
 	// Default 90s.
 	DisconnectAfter time.Duration
+	// SessionKey signs dashboard session cookies (at least 32 bytes); nil uses a random key, so
+	// sessions end with the process and are not shared between replicas.
+	SessionKey []byte
 }
 
 func (o *Options) setDefaults() {
@@ -128,6 +132,8 @@ type Server struct {
 	// hub wakes agents' long polls; its goroutine ends with streams (hubDone).
 	hub     *agentHub
 	hubDone chan struct{}
+	// dash serves the dashboard's pages.
+	dash *dashboard.Dashboard
 	// polls counts the desired-state polls being held.
 	polls atomic.Int64
 }
@@ -152,6 +158,12 @@ func New(opts Options) (*Server, error) {
 		defer close(s.hubDone)
 		s.hub.run(s.streams, s.store)
 	}()
+	if s.dash, err = s.newDashboard(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := opts.Registry.Register(newKPICollector(s)); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.routes = s.routeTable()
 	s.handler = s.buildHandler(s.routes)
 	doc, err := s.buildOpenAPI()

@@ -1,0 +1,22 @@
+// Package dashboard serves Flotilla's web dashboard: server-rendered HTML pages (fleet, cluster,
+// service, rollouts, audit, KPIs), their embedded static files and a Server-Sent Events stream
+// that tells open pages when what they show has changed.
+//
+// The model: the server owns routing, authentication, authorisation and the mapping of errors to
+// status codes (every page is a route of its route table, with its access rule); this package
+// owns what a page shows and how a person signs in. It reads through Backend, a small interface
+// the server implements over its store, so pages show exactly what the API would answer.
+//
+// Invariants:
+//   - Every response carries a Content-Security-Policy that allows scripts and styles only from
+//     the dashboard's own static files: no inline script runs, whatever a page contains.
+//   - Everything a page shows from objects (labels, annotations, commit messages, errors) goes
+//     through html/template's contextual escaping or html.EscapeString in charts, so it is shown
+//     as text; URLs built from it are sanitised.
+//   - A session is a signed, HttpOnly, SameSite=Strict cookie naming the hash of the API token
+//     a person signed in with (never the token itself); the token is looked up on every request,
+//     so revoking it ends the session. State-changing requests also need the session's CSRF
+//     token and, when the browser sends one, a same-origin Origin header.
+//   - Action buttons are drawn only for people whose roles allow the action; the server checks
+//     again when one is pressed, so a forged request from anyone else is refused.
+package dashboard

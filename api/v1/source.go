@@ -31,6 +31,10 @@ type GitSource struct {
 	Interval Duration `json:"interval,omitempty"`
 	// SecretRef names the credential used to fetch, resolved by the server.
 	SecretRef string `json:"secretRef,omitempty"`
+	// WebhookSecretRef names the secret that authenticates this source's
+	// webhook (the GitHub HMAC key or the GitLab token); without it the
+	// webhook refuses every call.
+	WebhookSecretRef string `json:"webhookSecretRef,omitempty"`
 }
 
 // GitRef picks the revision to follow; exactly one field is set.
@@ -119,6 +123,7 @@ func (s *Source) Validate() error {
 		v.add("spec.git.interval", "must be at least %s, got %q", MinSourceInterval, string(g.Interval))
 	}
 	v.optionalDNSLabel("spec.git.secretRef", g.SecretRef)
+	v.optionalDNSLabel("spec.git.webhookSecretRef", g.WebhookSecretRef)
 	return v.err()
 }
 

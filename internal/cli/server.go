@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,6 +45,8 @@ func serverSettings() []*serverSetting {
 		{flag: "shutdown-timeout", env: "FLOTILLA_SHUTDOWN_TIMEOUT", key: "shutdownTimeout", def: "30s", usage: "how long to let in-flight requests finish on shutdown"},
 		{flag: "max-long-polls", env: "FLOTILLA_MAX_LONG_POLLS", key: "maxLongPolls", def: "20000", usage: "agent long polls held at once; more are answered 429 with Retry-After"},
 		{flag: "long-poll-timeout", env: "FLOTILLA_LONG_POLL_TIMEOUT", key: "longPollTimeout", def: "30s", usage: "how long an agent's long poll is held without a change"},
+		{flag: "allow-local-sources", env: "FLOTILLA_ALLOW_LOCAL_SOURCES", key: "allowLocalSources", def: "false", usage: "allow file://, plain http and loopback or link-local Git URLs (tests and the local demo only)"},
+		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret)"},
 	}
 }
 
@@ -98,6 +102,11 @@ type serverConfig struct {
 	ShutdownTimeout time.Duration
 	MaxLongPolls    int
 	LongPollTimeout time.Duration
+	// Sources: where fetched repositories and checkouts live, whether local URLs are allowed,
+	// and where secrets named by sources are read from.
+	SourcesDir        string
+	AllowLocalSources bool
+	SecretsDir        string
 }
 
 func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
@@ -144,6 +153,10 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 	if c.LongPollTimeout, err = time.ParseDuration(v["long-poll-timeout"]); err != nil || c.LongPollTimeout < time.Second {
 		return nil, fmt.Errorf("long poll timeout %q: want a duration of at least 1s", v["long-poll-timeout"])
 	}
+	if c.AllowLocalSources, err = strconv.ParseBool(v["allow-local-sources"]); err != nil {
+		return nil, fmt.Errorf("allow local sources %q: want true or false", v["allow-local-sources"])
+	}
+	c.SourcesDir, c.SecretsDir = filepath.Join(v["data-dir"], "sources"), v["secrets-dir"]
 	return c, nil
 }
 
@@ -157,7 +170,8 @@ func newServerCmd(s Streams) *cobra.Command {
 
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
-logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout.
+logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, allowLocalSources,
+secretsDir.
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -194,13 +208,27 @@ once to standard error (and to --admin-token-file when given).`,
 			} else if cfg.AdminTokenFile != "" {
 				cfg.Logger.Info("the store already has API tokens; no admin token was created or written", "file", cfg.AdminTokenFile)
 			}
+			// Background loops stop when the server does: stopLoops runs before loops.Wait.
+			var loops sync.WaitGroup
+			defer loops.Wait()
+			ctx, stopLoops := context.WithCancel(ctx)
+			defer stopLoops()
+			dep, err := newDeployer(st, cfg)
+			if err != nil {
+				return err
+			}
+			loops.Go(func() {
+				if err := dep.Run(ctx); err != nil {
+					cfg.Logger.Error("source and release controller stopped", "err", err)
+				}
+			})
 			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger)
 			if err != nil {
 				return err
 			}
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
-				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout})
+				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep})
 			if err != nil {
 				return err
 			}
@@ -219,6 +247,7 @@ once to standard error (and to --admin-token-file when given).`,
 	for _, st := range settings {
 		f.String(st.flag, st.def, st.usage+" (env "+st.env+")")
 	}
+	f.Lookup("allow-local-sources").NoOptDefVal = "true"
 	return cmd
 }
 

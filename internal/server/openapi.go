@@ -165,6 +165,9 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 	for name, v := range rolloutSchemas() {
 		g.named(name, reflect.TypeOf(v))
 	}
+	for name, v := range releaseSchemas() {
+		g.named(name, reflect.TypeOf(v))
+	}
 	for name, v := range agentSchemas() {
 		g.named(name, reflect.TypeOf(v))
 	}

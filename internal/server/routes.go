@@ -96,6 +96,7 @@ func (s *Server) routeTable() []Route {
 	rs = append(rs, s.rolloutRoutes()...)
 	rs = append(rs, s.kpiRoutes()...)
 	rs = append(rs, s.dashboardRoutes()...)
+	rs = append(rs, s.releaseRoutes()...)
 	return append(rs, s.agentRoutes()...)
 }
 

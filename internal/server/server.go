@@ -57,6 +57,9 @@ type Options struct {
 	// DisconnectAfter is how long after its last report a cluster's agent shows as Disconnected.
 	// Default 90s.
 	DisconnectAfter time.Duration
+	// Deploy serves sources and releases (webhooks, release create, preview, diff); nil leaves
+	// those routes out.
+	Deploy Deployer
 	// SessionKey signs dashboard session cookies (at least 32 bytes); nil uses a random key, so
 	// sessions end with the process and are not shared between replicas.
 	SessionKey []byte

@@ -160,7 +160,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var firstStep time.Time
+	// Sample the canary's weight in HAProxy every 10 ms to find when its first step took effect.
+	samples := sampleWeight(ctx, rt, canary)
 	for _, p := range []int{5, 25, 50} {
 		var inForce time.Time
 		eventually(t, 3*time.Minute, fmt.Sprintf("HAProxy gives the canary %d%%", p), func(ctx context.Context) error {
@@ -174,9 +175,6 @@ spec:
 			inForce = time.Now()
 			return nil
 		})
-		if firstStep.IsZero() {
-			firstStep = inForce
-		}
 		c := load.WaitFor(t, inForce, 1000, time.Minute)
 		share := c.Share(canary)
 		if c.Errors != 0 || math.Abs(share-float64(p)) > 3 {
@@ -190,10 +188,17 @@ spec:
 			}
 		}
 	}
-	// The canary was drained while it was updated: nothing answered with r2 before the first step.
-	if early := load.Between(begin, firstStep); early.Bodies[canary+" r2"] != 0 {
-		t.Errorf("the canary answered %d requests with r2 before its first traffic step (%s)", early.Bodies[canary+" r2"], early)
+	// The canary was drained while it was updated: no request started before its first step took
+	// effect (less 50 ms for the sampling) was answered with r2.
+	firstStep, drained := samples.first(func(w int) bool { return w == 13 }), samples.first(func(w int) bool { return w == 0 })
+	if early := load.Between(begin, firstStep.Add(-50*time.Millisecond)); early.Bodies[canary+" r2"] != 0 {
+		t.Errorf("the canary answered %d requests with r2 before its first traffic step took effect (%s); "+
+			"rollout started %s, canary drained in HAProxy %s, first step %s", early.Bodies[canary+" r2"], early,
+			begin.Format("15:04:05.000"), drained.Format("15:04:05.000"), firstStep.Format("15:04:05.000"))
 	}
+
+	t.Logf("rollout started %s, canary drained in HAProxy %s, first step in force %s", begin.Format("15:04:05.000"),
+		drained.Format("15:04:05.000"), firstStep.Format("15:04:05.000"))
 
 	// The applied weights are visible on the rollout and the router.
 	got, err := s.Admin.Get(ctx, "rollouts", "web-r2")
@@ -241,6 +246,42 @@ spec:
 	}
 	t.Logf("rollout and rollback: %d requests, %d lost; between abort and the canary back on r1 (%s): %d of %d answered by r2",
 		all.OK, all.Errors, restored.Sub(aborted).Round(time.Millisecond), during.Bodies[canary+" r2"], during.OK)
+}
+
+// weightSamples are the times a server's effective weight was seen to change.
+type weightSamples struct {
+	mu     sync.Mutex
+	times  []time.Time
+	values []int
+}
+
+func sampleWeight(ctx context.Context, c *haproxy.Client, server string) *weightSamples {
+	s := &weightSamples{}
+	go func() {
+		last := -1
+		for ctx.Err() == nil {
+			if w, err := effectiveWeights(ctx, c); err == nil && w[server] != last {
+				last = w[server]
+				s.mu.Lock()
+				s.times, s.values = append(s.times, time.Now()), append(s.values, last)
+				s.mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return s
+}
+
+// first is when a weight matching ok was first seen; the zero time if never.
+func (s *weightSamples) first(ok func(int) bool) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, v := range s.values {
+		if ok(v) {
+			return s.times[i]
+		}
+	}
+	return time.Time{}
 }
 
 func effectiveWeights(ctx context.Context, c *haproxy.Client) (map[string]int, error) {

@@ -58,14 +58,23 @@ func newDescribeCmd(g *globals) *cobra.Command {
 				}
 				after = page.Next
 			}
-			return describe(g.streams.Out, obj, events, time.Now())
+			var agentRep *v1.AgentReport
+			if info.Kind == v1.KindCluster {
+				// A cluster whose agent never reported has no report (404); a role without
+				// access to it sees the cluster without its agent's details.
+				agentRep, err = c.AgentReport(cmd.Context(), args[1])
+				if err != nil && !client.IsNotFound(err) && !client.IsForbidden(err) {
+					return err
+				}
+			}
+			return describe(g.streams.Out, obj, agentRep, events, time.Now())
 		},
 	}
 }
 
 // describe writes obj for people: metadata as aligned fields, spec and status as YAML, then the
-// latest events.
-func describe(w io.Writer, obj v1.Object, events []v1.Event, now time.Time) error {
+// latest events. agentRep, for a Cluster, is its agent's latest report (nil when there is none).
+func describe(w io.Writer, obj v1.Object, agentRep *v1.AgentReport, events []v1.Event, now time.Time) error {
 	d, err := toDoc(obj)
 	if err != nil {
 		return err
@@ -106,6 +115,9 @@ func describe(w io.Writer, obj v1.Object, events []v1.Event, now time.Time) erro
 	}
 	if ro, ok := obj.(*v1.Rollout); ok {
 		describeRollout(w, ro, now)
+	}
+	if cl, ok := obj.(*v1.Cluster); ok {
+		describeCluster(w, cl, agentRep, now)
 	}
 	fmt.Fprintln(w, "Events:")
 	if len(events) == 0 {

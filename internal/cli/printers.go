@@ -218,8 +218,9 @@ func columnsOf(kind string) []column {
 			{header: "APPLIED", wide: true, cell: shortDigest("status.appliedDigest")}, {header: "LABELS", wide: true, cell: labelsCell}}
 	case v1.KindSource:
 		mid = []column{{header: "URL", cell: field("spec.git.url")}, {header: "REF", cell: gitRef},
-			{header: "COMMIT", cell: shortSHA("status.commit.sha")}, {header: "INTERVAL", wide: true, cell: field("spec.git.interval")},
-			{header: "MESSAGE", wide: true, cell: field("status.message")}}
+			{header: "COMMIT", cell: shortSHA("status.commit.sha")}, {header: "FETCHED", cell: ageOf("status.lastFetched")},
+			{header: "ERROR", cell: oneLine("status.message", 60)}, {header: "INTERVAL", wide: true, cell: field("spec.git.interval")},
+			{header: "SUBJECT", wide: true, cell: oneLine("status.commit.message", 50)}}
 	case v1.KindService:
 		mid = []column{{header: "SOURCE", cell: field("spec.source.name")}, {header: "NAMESPACE", cell: field("spec.namespace")},
 			{header: "STRATEGY", cell: field("spec.strategy")}, {header: "RELEASE", cell: field("status.latestRelease")},

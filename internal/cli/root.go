@@ -68,6 +68,8 @@ func NewRoot(s Streams) *cobra.Command {
 		newAgentCmd(g),
 		newWhoAmICmd(g),
 		newRolloutCmd(g),
+		newReleaseCmd(g),
+		newServiceCmd(g),
 		newCompletionCmd(s),
 		newDemoCmd(s),
 	)

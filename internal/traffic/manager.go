@@ -245,6 +245,9 @@ func toPercent(w, max int) int {
 // weights back and returns them, in percent, sorted by cluster. An error
 // names the router and, where one is at fault, the cluster and backend.
 func (m *Manager) SetWeights(ctx context.Context, routerName string, weights []v1.TrafficWeight) ([]v1.TrafficWeight, error) {
+	if len(weights) == 0 {
+		return nil, nil
+	}
 	unlock := m.lock(routerName)
 	defer unlock()
 	r, err := m.resolve(ctx, routerName)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -102,10 +103,15 @@ func (c *Client) Exec(ctx context.Context, command string) (string, error) {
 	return string(data), nil
 }
 
-// ctxErr prefers the context's error over the network error it caused.
+// ctxErr prefers the context's error over the network error it caused. The
+// connection's deadline is the context's, and may fire a moment before the
+// context's own timer does.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return err
 }

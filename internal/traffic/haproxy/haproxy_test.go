@@ -172,6 +172,27 @@ func TestRouterSetWeightsReadBack(t *testing.T) {
 	}
 }
 
+func TestMaintenanceIsLeftToTheOperator(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := f.router(t, f.hap.RuntimeAPI)
+	if err := r.Client.SetState(ctx, "web", "a", haproxy.StateMaint); err != nil {
+		t.Fatal(err)
+	}
+	err := r.SetWeights(ctx, map[string]int{"a": 50, "b": 50})
+	if err == nil || !strings.Contains(err.Error(), "server web/a is in maintenance") {
+		t.Fatalf("weight for a server in maintenance: %v", err)
+	}
+	// Weight 0 is accepted and the server stays in maintenance.
+	if err := r.SetWeights(ctx, map[string]int{"a": 0, "b": 100}); err != nil {
+		t.Fatal(err)
+	}
+	states, _ := r.Client.ServersState(ctx, "web")
+	if !states[0].Maintenance() || states[0].Weight != 0 || states[1].Effective() != 100 {
+		t.Fatalf("after weight 0: %+v", states)
+	}
+}
+
 func TestDrainSendsNoNewTraffic(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

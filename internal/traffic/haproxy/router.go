@@ -31,7 +31,10 @@ func (r *Router) MaxWeight() int { return MaxWeight }
 // Raises go first and lowerings last, so the backend never passes through
 // a moment with fewer usable servers than before or after the change (a
 // switch 0/100 -> 100/0 never leaves both at 0). Every server is checked to
-// exist before anything changes.
+// exist before anything changes. A server in maintenance is left in it:
+// giving it a weight above 0 is refused. A failure part way (a lost
+// connection) may leave some servers changed; weights are absolute, so the
+// caller repeats the change.
 func (r *Router) SetWeights(ctx context.Context, weights map[string]int) error {
 	states, err := r.Client.ServersState(ctx, r.Backend)
 	if err != nil {
@@ -48,6 +51,12 @@ func (r *Router) SetWeights(ctx context.Context, weights map[string]int) error {
 		}
 		if w < 0 || w > MaxWeight {
 			return fmt.Errorf("haproxy %s: server %s/%s: weight %d out of range 0-%d", r.Client, r.Backend, name, w, MaxWeight)
+		}
+		// Maintenance is an operator's decision (or HAProxy's own); taking
+		// a server out of it to give it traffic is not ours to make.
+		if cur := current[name]; w > 0 && cur.Maintenance() {
+			return fmt.Errorf("haproxy %s: server %s/%s is in maintenance (admin state %#x); Flotilla does not take it out",
+				r.Client, r.Backend, name, cur.AdminState)
 		}
 		names = append(names, name)
 	}
@@ -70,15 +79,19 @@ func (r *Router) SetWeights(ctx context.Context, weights map[string]int) error {
 			if err := r.Client.SetWeight(ctx, r.Backend, name, w); err != nil {
 				return err
 			}
-			if cur := current[name]; cur.Draining() || cur.Maintenance() {
+			if current[name].Draining() {
 				if err := r.Client.SetState(ctx, r.Backend, name, StateReady); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		if err := r.Client.SetState(ctx, r.Backend, name, StateDrain); err != nil {
-			return err
+		// "state drain" would also end a maintenance: a server in
+		// maintenance gets no traffic already, so only its weight changes.
+		if !current[name].Maintenance() {
+			if err := r.Client.SetState(ctx, r.Backend, name, StateDrain); err != nil {
+				return err
+			}
 		}
 		if err := r.Client.SetWeight(ctx, r.Backend, name, 0); err != nil {
 			return err

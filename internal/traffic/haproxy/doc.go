@@ -21,6 +21,8 @@
 // positive weight to that weight with the server ready. It raises before
 // it lowers, so a switch never leaves the backend without a usable server,
 // and it checks every server exists before it changes anything.
+// A server in maintenance stays there: weight 0 only changes its weight
+// ("state drain" would end the maintenance), a positive weight is refused.
 // Router.Weights reads the effective weight back: 0 while a server drains
 // or is in maintenance.
 //

@@ -99,11 +99,11 @@ type server struct {
 
 var listening = regexp.MustCompile(`msg="flotilla server listening" addr=(\S+)`)
 
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, extraArgs ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
-	p := start(t, "flotilla server", "server", "--listen", "127.0.0.1:0", "--data-dir", dir, "--admin-token-file", tokenFile)
+	p := start(t, "flotilla server", append([]string{"server", "--listen", "127.0.0.1:0", "--data-dir", dir, "--admin-token-file", tokenFile}, extraArgs...)...)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if m := listening.FindStringSubmatch(p.output()); m != nil {

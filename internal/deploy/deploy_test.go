@@ -415,3 +415,24 @@ func TestPreviewAndDiff(t *testing.T) {
 		t.Errorf("diff for an unknown cluster: %v", err)
 	}
 }
+
+// Without local sources allowed (the server's default), a file:// source is
+// refused and says so in its status; nothing is released.
+func TestLocalSourceRefusedByDefault(t *testing.T) {
+	repo := webRepo(t)
+	e := newEnvAllowing(t, true, false)
+	e.put(cluster("prod-1", map[string]string{"env": "prod"}, map[string]string{"replicas": "3"}))
+	e.put(gitSource("shop", repo.FileURL()))
+	e.put(service("web", "shop", "deploy/web", map[string]string{"env": "prod"}))
+	eventually(t, 20*time.Second, "source refused", func() error {
+		s := e.source("shop")
+		c := condition(s.Status.Conditions, deploy.ConditionStale)
+		if c == nil || c.Reason != deploy.ReasonFetchFailed || !strings.Contains(s.Status.Message, "refused") {
+			return fmt.Errorf("status %+v", s.Status)
+		}
+		return nil
+	})
+	if got := e.releases(); len(got) != 0 {
+		t.Errorf("releases %v from a refused source", got)
+	}
+}

@@ -42,12 +42,18 @@ func (s secrets) WebhookSecret(_ context.Context, ref string) ([]byte, error) {
 // methods directly).
 func newEnv(t testing.TB, run bool) *env {
 	t.Helper()
+	return newEnvAllowing(t, run, true)
+}
+
+// newEnvAllowing is newEnv with the fetcher's AllowLocal as given.
+func newEnvAllowing(t testing.TB, run, allowLocal bool) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := open.Open(ctx, filepath.Join(t.TempDir(), "flotilla.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := source.NewFetcher(source.Options{CacheDir: t.TempDir(), AllowLocal: true})
+	f, err := source.NewFetcher(source.Options{CacheDir: t.TempDir(), AllowLocal: allowLocal})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,14 +8,13 @@ import (
 	"flotilla.dev/flotilla/internal/analysis"
 	"flotilla.dev/flotilla/internal/rollout/runner"
 	"flotilla.dev/flotilla/internal/store"
-	"flotilla.dev/flotilla/internal/traffic"
 )
 
 // startRolloutRunner runs the rollout runner next to the HTTP server: it campaigns for the store's
 // runner leadership and, while it holds it, carries out every rollout, with analyses by
 // internal/analysis and traffic by internal/traffic. The returned function stops it (giving the
 // leadership up) and waits for it.
-func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger) (stop func(), err error) {
+func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger, tm runner.Traffic) (stop func(), err error) {
 	an := analysis.New(analysis.Options{Store: st})
 	r, err := runner.New(runner.Options{
 		Store:  st,
@@ -24,7 +23,7 @@ func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger
 			return an.Run(ctx, analysis.Request{ID: req.ID, Template: req.Template, Spec: req.Spec, Args: req.Args,
 				Service: req.Service, Release: req.Release, Rollout: req.Rollout}, progress)
 		}),
-		Traffic: traffic.NewManager(traffic.Options{Store: st}),
+		Traffic: tm,
 	})
 	if err != nil {
 		return nil, err

@@ -46,7 +46,8 @@ func serverSettings() []*serverSetting {
 		{flag: "max-long-polls", env: "FLOTILLA_MAX_LONG_POLLS", key: "maxLongPolls", def: "20000", usage: "agent long polls held at once; more are answered 429 with Retry-After"},
 		{flag: "long-poll-timeout", env: "FLOTILLA_LONG_POLL_TIMEOUT", key: "longPollTimeout", def: "30s", usage: "how long an agent's long poll is held without a change"},
 		{flag: "allow-local-sources", env: "FLOTILLA_ALLOW_LOCAL_SOURCES", key: "allowLocalSources", def: "false", usage: "allow file://, plain http and loopback or link-local Git URLs (tests and the local demo only)"},
-		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret)"},
+		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret) and by webhook traffic routers (DIR/NAME/hmac-key)"},
+		{flag: "traffic-kubeconfig-dir", env: "FLOTILLA_TRAFFIC_KUBECONFIG_DIR", key: "trafficKubeconfigDir", usage: "directory of kubeconfig files named after clusters (DIR/CLUSTER), to reach the HTTPRoutes of gatewayAPI traffic routers"},
 	}
 }
 
@@ -107,6 +108,8 @@ type serverConfig struct {
 	SourcesDir        string
 	AllowLocalSources bool
 	SecretsDir        string
+	// TrafficKubeconfigDir holds the kubeconfigs of the edge clusters of gatewayAPI traffic routers.
+	TrafficKubeconfigDir string
 }
 
 func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
@@ -157,6 +160,7 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 		return nil, fmt.Errorf("allow local sources %q: want true or false", v["allow-local-sources"])
 	}
 	c.SourcesDir, c.SecretsDir = filepath.Join(v["data-dir"], "sources"), v["secrets-dir"]
+	c.TrafficKubeconfigDir = v["traffic-kubeconfig-dir"]
 	return c, nil
 }
 
@@ -171,7 +175,7 @@ func newServerCmd(s Streams) *cobra.Command {
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
 logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, allowLocalSources,
-secretsDir.
+secretsDir, trafficKubeconfigDir.
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -222,7 +226,7 @@ once to standard error (and to --admin-token-file when given).`,
 					cfg.Logger.Error("source and release controller stopped", "err", err)
 				}
 			})
-			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger)
+			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, newTrafficManager(st, cfg.SecretsDir, cfg.TrafficKubeconfigDir, cfg.Logger))
 			if err != nil {
 				return err
 			}

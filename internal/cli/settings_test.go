@@ -47,6 +47,10 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"shutdown-timeout":  "30s",
 		"max-long-polls":    "20000",
 		"long-poll-timeout": "30s",
+		// defaults of the source and traffic settings
+		"allow-local-sources":    "false",
+		"secrets-dir":            "",
+		"traffic-kubeconfig-dir": "",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

@@ -116,7 +116,8 @@ func evalPath(doc any, steps []pathStep) (any, error) {
 	return cur, nil
 }
 
-// formatPath writes steps back in a canonical form, for messages.
+// formatPath writes steps back in a canonical form, for messages; it
+// parses back to the same steps unless a name holds both kinds of quote.
 func formatPath(steps []pathStep) string {
 	var b strings.Builder
 	b.WriteString("$")
@@ -124,7 +125,14 @@ func formatPath(steps []pathStep) string {
 		if st.isIdx {
 			fmt.Fprintf(&b, "[%d]", st.index)
 		} else {
-			fmt.Fprintf(&b, "[%q]", st.name)
+			switch {
+			case !strings.Contains(st.name, "'"):
+				b.WriteString("['" + st.name + "']")
+			case !strings.Contains(st.name, `"`):
+				b.WriteString(`["` + st.name + `"]`)
+			default: // the subset has no escapes: readable, not re-parseable
+				fmt.Fprintf(&b, "[%q]", st.name)
+			}
 		}
 	}
 	return b.String()

@@ -1,4 +1,4 @@
-package analysis_test
+package agenttest_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"flotilla.dev/flotilla/internal/analysis"
 	"flotilla.dev/flotilla/internal/server"
 	"flotilla.dev/flotilla/internal/store"
+	"flotilla.dev/flotilla/internal/store/sqlite"
 	"flotilla.dev/flotilla/internal/testfleet"
 )
 
@@ -224,4 +226,14 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func(ctx co
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "flotilla.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

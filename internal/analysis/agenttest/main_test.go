@@ -1,4 +1,4 @@
-package analysis_test
+package agenttest_test
 
 import (
 	"os"

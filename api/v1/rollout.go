@@ -111,7 +111,7 @@ type AnalysisRun struct {
 type MetricResult struct {
 	Name    string `json:"name"`
 	Cluster string `json:"cluster,omitempty"`
-	// Condition is the CEL success condition (or "not (<failure condition>)").
+	// Condition is the CEL success condition (or "!(<failure condition>)").
 	Condition string `json:"condition,omitempty"`
 	// Threshold is the number the condition compares the result with, when
 	// it is a simple comparison; dashboards draw it next to the values.

@@ -235,17 +235,18 @@ func (c *Controller) release(ctx context.Context, svc *v1.Service, src *v1.Sourc
 	name := svc.Metadata.Name
 	relName := ReleaseName(name, commit.SHA, svc.Spec)
 	if rel, err := c.getRelease(ctx, relName); err == nil {
-		if svc.Status.LatestRelease == "" {
-			err := updateStatus(ctx, c, v1.KindService, name, func(st *v1.ServiceStatus, _ *store.Object) bool {
-				if st.LatestRelease != "" {
-					return false
-				}
+		// Released already: not handed over again, but no longer stale.
+		err := updateStatus(ctx, c, v1.KindService, name, func(st *v1.ServiceStatus, o *store.Object) bool {
+			changed := st.LatestRelease == "" || st.ObservedGeneration != o.Generation
+			if st.LatestRelease == "" {
 				st.LatestRelease = relName
-				return true
-			})
-			if err != nil {
-				return nil, false, err
 			}
+			st.ObservedGeneration = o.Generation
+			return setCondition(&st.Conditions, ConditionStale, false, ReasonReleased,
+				"commit "+short(commit.SHA)+" is released as "+relName, c.now()) || changed
+		})
+		if err != nil {
+			return nil, false, err
 		}
 		return rel, false, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -304,9 +305,9 @@ func (c *Controller) release(ctx context.Context, svc *v1.Service, src *v1.Sourc
 	}
 	rel.Metadata.ResourceVersion = fmt.Sprint(created.ResourceVersion)
 	rel.Metadata.UID = created.UID
-	err = updateStatus(ctx, c, v1.KindService, name, func(st *v1.ServiceStatus, _ *store.Object) bool {
-		st.LatestRelease = relName
-		setCondition(&st.Conditions, ConditionStale, false, ReasonReleased, "released commit "+short(commit.SHA)+" as "+relName, now)
+	err = updateStatus(ctx, c, v1.KindService, name, func(st *v1.ServiceStatus, o *store.Object) bool {
+		st.LatestRelease, st.ObservedGeneration = relName, o.Generation
+		setCondition(&st.Conditions, ConditionStale, false, ReasonReleased, "commit "+short(commit.SHA)+" is released as "+relName, now)
 		return true
 	})
 	if err != nil {

@@ -4,17 +4,25 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/client"
 	"flotilla.dev/flotilla/internal/testfleet"
 	"flotilla.dev/flotilla/internal/testhaproxy"
+	"flotilla.dev/flotilla/internal/traffic/gatewayapi"
 	"flotilla.dev/flotilla/internal/traffic/haproxy"
 )
 
@@ -303,4 +311,226 @@ func rolloutSummary(ctx context.Context, c *client.Client) string {
 	}
 	st := o.(*v1.Rollout).Status
 	return fmt.Sprintf("phase %s wave %q step %d message %q traffic %q", st.Phase, st.CurrentWaveName, st.CurrentStep, st.Message, st.TrafficMessage)
+}
+
+// Given an HTTPRoute on an edge cluster of the fleet whose rule splits traffic over one
+// backendRef per cluster, and a gatewayAPI TrafficRouter for it (the server reaches the edge
+// cluster with a kubeconfig from --traffic-kubeconfig-dir): when a canary rollout runs, the
+// route's weights follow its steps, 5, 25 and 50 percent for the canary, and once the rollout
+// succeeds every cluster is back at its planned weight.
+func TestGatewayAPIRouteFollowsCanarySteps(t *testing.T) {
+	f := testfleet.Get(t)
+	if len(f.Clusters) < 3 {
+		t.Fatalf("need 3 clusters, the fleet has %d", len(f.Clusters))
+	}
+	clusters := f.Clusters[:3]
+	edge := clusters[0]
+	ns := f.Namespace(t)
+	installHTTPRouteCRD(t, edge)
+	route := `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: ` + ns + `}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs:
+    - {name: ` + clusters[0].Name + `, port: 80}
+    - {name: ` + clusters[1].Name + `, port: 80}
+    - {name: ` + clusters[2].Name + `, port: 80}
+`
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(route), &obj); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	routes := edge.Dynamic.Resource(gatewayapi.GVR).Namespace(ns)
+	if _, err := routes.Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create HTTPRoute: %v", err)
+	}
+
+	// The server reaches the edge cluster through a kubeconfig named after it.
+	kubeconfigs := t.TempDir()
+	data, err := os.ReadFile(edge.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kubeconfigs, edge.Name), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FLOTILLA_TRAFFIC_KUBECONFIG_DIR", kubeconfigs)
+	s := startServer(t)
+
+	var names []string
+	for i, c := range clusters {
+		ring := "main"
+		if i == 1 {
+			ring = "canary"
+		}
+		s.registerAndRunAgent(t, c.Name, c.Kubeconfig, "env=e2e", "ring="+ring)
+		patch := fmt.Sprintf(`{"spec":{"traffic":[{"router":"gw","backend":%q}]}}`, c.Name)
+		if _, err := s.Admin.Patch(ctx, "clusters", c.Name, []byte(patch)); err != nil {
+			t.Fatalf("cluster %s: traffic: %v", c.Name, err)
+		}
+		names = append(names, c.Name)
+	}
+	canary := clusters[1].Name
+	objs := `apiVersion: flotilla.dev/v1alpha1
+kind: TrafficRouter
+metadata: {name: gw}
+spec:
+  gatewayAPI: {cluster: ` + edge.Name + `, httpRoute: {namespace: ` + ns + `, name: web}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: RolloutStrategy
+metadata: {name: web-canary}
+spec:
+  type: canary
+  trafficRouter: gw
+  waves:
+  - name: canary
+    clusters: {matchLabels: {ring: canary}}
+    steps:
+    - {weight: 5, bake: 4s}
+    - {weight: 25, bake: 4s}
+    - {weight: 50, bake: 4s}
+  - name: rest
+    clusters: {}
+    maxParallel: "100%"
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  source: {name: shop, path: deploy/web}
+  namespace: ` + ns + `
+  placement: {clusterSelector: {matchLabels: {env: e2e}}}
+  strategy: web-canary
+`
+	loaded, err := v1.LoadYAML("objects.yaml", []byte(objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Admin.Apply(ctx, loaded); err != nil {
+		t.Fatalf("apply router, strategy and service: %v", err)
+	}
+	s.release(t, "web-r1", []map[string]any{configMap(ns, "web-config", "r1")}, names, false)
+	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: names}); err != nil {
+		t.Fatalf("assign web-r1: %v", err)
+	}
+	for _, c := range clusters {
+		eventually(t, 90*time.Second, c.Name+" runs web-r1", func(ctx context.Context) error { return configMapSays(ctx, c, ns, "r1") })
+	}
+
+	// Record every distinct set of weights the route goes through.
+	var mu sync.Mutex
+	var seen []map[string]int64
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for sctx.Err() == nil {
+			if u, err := routes.Get(sctx, "web", metav1.GetOptions{}); err == nil {
+				w := routeWeights(u)
+				mu.Lock()
+				if len(seen) == 0 || fmt.Sprint(seen[len(seen)-1]) != fmt.Sprint(w) {
+					seen = append(seen, w)
+				}
+				mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	s.release(t, "web-r2", []map[string]any{configMap(ns, "web-config", "r2")}, names, false)
+	ro := &v1.Rollout{TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRollout},
+		Metadata: v1.ObjectMeta{Name: "web-r2"}, Spec: v1.RolloutSpec{Service: "web", Release: "web-r2", Strategy: "web-canary"}}
+	if _, err := s.Admin.Create(ctx, ro); err != nil {
+		t.Fatalf("create rollout: %v", err)
+	}
+	eventually(t, 3*time.Minute, "the rollout succeeds", func(ctx context.Context) error {
+		o, err := s.Admin.Get(ctx, "rollouts", "web-r2")
+		if err != nil {
+			return err
+		}
+		if st := o.(*v1.Rollout).Status; st.Phase != v1.RolloutSucceeded {
+			return fmt.Errorf("phase %s wave %q step %d: %s; traffic: %s", st.Phase, st.CurrentWaveName, st.CurrentStep, st.Message, st.TrafficMessage)
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	// The canary's weight over time, and the others' at each step.
+	var canarySteps []int64
+	for _, w := range seen {
+		if len(canarySteps) == 0 || canarySteps[len(canarySteps)-1] != w[canary] {
+			canarySteps = append(canarySteps, w[canary])
+		}
+	}
+	t.Logf("HTTPRoute weights seen: %v", seen)
+	want := []int64{1, 0, 5, 25, 50, 100} // the API's default weight 1, drained, three steps, planned weight
+	if fmt.Sprint(canarySteps) != fmt.Sprint(want) {
+		t.Errorf("canary weights in the HTTPRoute went %v, want %v", canarySteps, want)
+	}
+	for _, w := range seen {
+		var total int64
+		for _, n := range names {
+			total += w[n]
+		}
+		switch c := w[canary]; c {
+		case 5, 25, 50:
+			if total != 100 {
+				t.Errorf("at the canary's %d%% the route's weights are %v, want a total of 100", c, w)
+			}
+		}
+	}
+	if last := seen[len(seen)-1]; last[names[0]] != 100 || last[names[1]] != 100 || last[names[2]] != 100 {
+		t.Errorf("after the rollout the route weighs %v, want every cluster at its planned 100", last)
+	}
+}
+
+// installHTTPRouteCRD installs the standard-channel HTTPRoute CRD of the gateway-api module version
+// in go.mod (read from the module cache, so it matches the Go types) and waits until it serves.
+func installHTTPRouteCRD(t *testing.T, c *testfleet.Cluster) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		t.Fatalf("find the gateway-api module: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
+	if err != nil {
+		t.Fatalf("HTTPRoute CRD: %v", err)
+	}
+	var obj map[string]any
+	if err := yaml.Unmarshal(data, &obj); err != nil {
+		t.Fatal(err)
+	}
+	crds := c.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(context.Background(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("cluster %s: create the HTTPRoute CRD: %v", c.Name, err)
+	}
+	eventually(t, time.Minute, "the HTTPRoute CRD serves", func(ctx context.Context) error {
+		_, err := c.Dynamic.Resource(gatewayapi.GVR).Namespace("default").List(ctx, metav1.ListOptions{})
+		return err
+	})
+}
+
+// routeWeights reads the weight of each backendRef of the route's first rule (1, the API's default,
+// when unset).
+func routeWeights(u *unstructured.Unstructured) map[string]int64 {
+	out := map[string]int64{}
+	rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
+	if len(rules) == 0 {
+		return out
+	}
+	refs, _ := rules[0].(map[string]any)["backendRefs"].([]any)
+	for _, x := range refs {
+		m, _ := x.(map[string]any)
+		w, ok := m["weight"].(int64)
+		if !ok {
+			w = 1
+		}
+		out[fmt.Sprint(m["name"])] = w
+	}
+	return out
 }

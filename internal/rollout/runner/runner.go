@@ -93,8 +93,26 @@ type Runner struct {
 	opts    Options
 	c       *committer
 	leading atomic.Bool
-	// Transitions counts committed transitions (for measurements).
+	// transitions counts committed transitions; stepNanos and commitNanos
+	// add up the time spent stepping the engine and writing (measurements).
 	transitions atomic.Int64
+	stepNanos   atomic.Int64
+	commitNanos atomic.Int64
+}
+
+// Stats are the runner's counters since it was created.
+type Stats struct {
+	// Transitions is how many transitions it committed.
+	Transitions int64
+	// StepTime is the time spent stepping the engine (and its
+	// bookkeeping); CommitTime the time spent writing transitions.
+	StepTime, CommitTime time.Duration
+}
+
+// Stats returns the runner's counters.
+func (r *Runner) Stats() Stats {
+	return Stats{Transitions: r.transitions.Load(), StepTime: time.Duration(r.stepNanos.Load()),
+		CommitTime: time.Duration(r.commitNanos.Load())}
 }
 
 // New returns a runner over opts.Store.
@@ -108,9 +126,6 @@ func New(opts Options) (*Runner, error) {
 
 // Leading reports whether this runner holds the leadership now.
 func (r *Runner) Leading() bool { return r.leading.Load() }
-
-// Transitions returns how many transitions this runner committed.
-func (r *Runner) Transitions() int64 { return r.transitions.Load() }
 
 // Holder returns the name this runner holds the leadership under.
 func (r *Runner) Holder() string { return r.opts.Holder }
@@ -284,6 +299,8 @@ type leader struct {
 	progress chan analysisDone
 	wg       sync.WaitGroup
 	reload   map[string]bool
+	// hot are rollouts with an analysis result to step first.
+	hot []string
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -432,22 +449,12 @@ func (l *leader) received(d analysisDone, final bool) {
 	}
 	e.runs[d.id] = d.run
 	e.pending = append(e.pending, rollout.AnalysisResult{ID: d.id, Result: result})
+	l.hot = append(l.hot, d.rollout)
 }
 
 // cycle does everything that is due.
 func (l *leader) cycle(ctx context.Context) {
-	for {
-		select {
-		case d := <-l.results:
-			l.received(d, true)
-			continue
-		case d := <-l.progress:
-			l.received(d, false)
-			continue
-		default:
-		}
-		break
-	}
+	l.urgent(ctx)
 	if err := l.readEvents(ctx); err != nil {
 		l.o.Logger.Warn("rollout runner: read events", "err", err)
 	}
@@ -477,10 +484,46 @@ func (l *leader) cycle(ctx context.Context) {
 			}
 			l.commit(ctx, e, now)
 		}
-		if l.entries[n] == nil || e.rec == nil {
+		if l.entries[n] != nil && e.rec != nil {
+			l.effects(ctx, e)
+		}
+		l.urgent(ctx)
+	}
+}
+
+// drain files the analysis progress and results that arrived.
+func (l *leader) drain() {
+	for {
+		select {
+		case d := <-l.results:
+			l.received(d, true)
+		case d := <-l.progress:
+			l.received(d, false)
+		default:
+			return
+		}
+	}
+}
+
+// urgent steps, ahead of everything else, the rollouts that received an
+// analysis result: a failed analysis must send its clusters back at once,
+// not after a pass over every rollout in flight.
+func (l *leader) urgent(ctx context.Context) {
+	l.drain()
+	for len(l.hot) > 0 && ctx.Err() == nil {
+		n := l.hot[0]
+		l.hot = l.hot[1:]
+		e := l.entries[n]
+		if e == nil || e.rec == nil || len(e.pending) == 0 {
 			continue
 		}
-		l.effects(ctx, e)
+		now := l.o.Now()
+		l.feed(e, now)
+		l.commit(ctx, e, now)
+		if l.entries[n] != nil && e.rec != nil {
+			l.effects(ctx, e)
+		}
+		l.drain()
 	}
 }
 
@@ -686,6 +729,7 @@ func (e *entry) nextTimer() (time.Time, bool) {
 // transition.
 func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 	evs := e.pending
+	t0 := time.Now()
 	next, acts, errs, _ := step(e.rec, evs, now, false)
 	for id, run := range e.runs {
 		next.mergeRun(id, run)
@@ -713,7 +757,10 @@ func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 	}
 	fence := l.fence
 	fence.Now = now
+	t1 := time.Now()
+	l.r.stepNanos.Add(int64(t1.Sub(t0)))
 	res, err := l.r.c.commit(ctx, e.obj, next, acts, audit, Actor, &fence)
+	l.r.commitNanos.Add(int64(time.Since(t1)))
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// Someone else wrote the rollout (a person's action) or the
@@ -852,7 +899,9 @@ func (e *entry) hasPendingResult(id string) bool {
 func (l *leader) write(ctx context.Context, e *entry, next *Record, audit *Audit) {
 	fence := l.fence
 	fence.Now = l.o.Now()
+	t1 := time.Now()
 	res, err := l.r.c.commit(ctx, e.obj, next, nil, audit, Actor, &fence)
+	l.r.commitNanos.Add(int64(time.Since(t1)))
 	if errors.Is(err, store.ErrConflict) {
 		l.reloadOne(ctx, e)
 		return

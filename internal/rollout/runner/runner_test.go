@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -18,7 +17,8 @@ import (
 	"flotilla.dev/flotilla/internal/rollout"
 	"flotilla.dev/flotilla/internal/rollout/runner"
 	"flotilla.dev/flotilla/internal/store"
-	"flotilla.dev/flotilla/internal/store/sqlite"
+	"flotilla.dev/flotilla/internal/store/open"
+	"flotilla.dev/flotilla/internal/store/postgres/pgtest"
 )
 
 var admin = store.Actor{Kind: store.ActorUser, Name: "alice"}
@@ -39,8 +39,14 @@ type fleet struct {
 
 func newFleet(t *testing.T, clusters map[string]map[string]string) *fleet {
 	t.Helper()
+	return newFleetOn(t, filepath.Join(t.TempDir(), "flotilla.db"), clusters)
+}
+
+// newFleetOn is newFleet on the store named by dsn.
+func newFleetOn(t *testing.T, dsn string, clusters map[string]map[string]string) *fleet {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "flotilla.db"), sqlite.Options{})
+	st, err := open.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +419,13 @@ func TestFailedAnalysisRollsBackAutomatically(t *testing.T) {
 // approves through Act (as a replica that does not lead would), and checks that a second runner
 // resumes it to the end with no cluster assigned twice.
 func TestApprovalSurvivesRunnerRestart(t *testing.T) {
-	f := newFleet(t, threeClusters)
+	t.Run("sqlite", func(t *testing.T) { testApprovalSurvivesRunnerRestart(t, newFleet(t, threeClusters)) })
+	t.Run("postgres", func(t *testing.T) {
+		testApprovalSurvivesRunnerRestart(t, newFleetOn(t, pgtest.NewDatabase(t), threeClusters))
+	})
+}
+
+func testApprovalSurvivesRunnerRestart(t *testing.T, f *fleet) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.agents(ctx, 20*time.Millisecond)
@@ -525,7 +537,11 @@ func TestNewerReleaseSupersedes(t *testing.T) {
 
 // TestOneLeader runs two runners on one store: exactly one leads.
 func TestOneLeader(t *testing.T) {
-	f := newFleet(t, threeClusters)
+	t.Run("sqlite", func(t *testing.T) { testOneLeader(t, newFleet(t, threeClusters)) })
+	t.Run("postgres", func(t *testing.T) { testOneLeader(t, newFleetOn(t, pgtest.NewDatabase(t), threeClusters)) })
+}
+
+func testOneLeader(t *testing.T, f *fleet) {
 	a, stopA := f.run("a")
 	defer stopA()
 	b, stopB := f.run("b")
@@ -538,5 +554,33 @@ func TestOneLeader(t *testing.T) {
 	if a.Leading() == b.Leading() {
 		t.Fatalf("a leads %v, b leads %v; want exactly one", a.Leading(), b.Leading())
 	}
-	fmt.Fprint(t.Output(), "")
+}
+
+// TestFailedClusterSpendsTheBudget makes the release fail on every cluster that runs it: the canary
+// reports Failed, the wave's budget (0) is spent and the rollout rolls back by itself.
+func TestFailedClusterSpendsTheBudget(t *testing.T) {
+	f := newFleet(t, threeClusters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.setHealth("r2", rollout.HealthFailed)
+	f.agents(ctx, 20*time.Millisecond)
+	f.strategy("waves", waves())
+	_, stop := f.run("a")
+	defer stop()
+	f.rollout("r2", "r2", "waves")
+	st := f.waitPhase("r2", 20*time.Second, v1.RolloutSucceeded, v1.RolloutRolledBack, v1.RolloutFailed)
+	if st.Phase != v1.RolloutRolledBack || !strings.Contains(st.Message, "budget 0") {
+		t.Fatalf("phase %s (%s), want RolledBack for the spent budget", st.Phase, st.Message)
+	}
+	if got := f.everAssigned()["r2"]; !slices.Equal(got, []string{"canary-1"}) {
+		t.Errorf("clusters ever assigned r2: %v; want only the canary", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.RestoredAt == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		st = f.status("r2")
+	}
+	if st.RestoredAt == nil || st.FailedAt == nil {
+		t.Errorf("failedAt %v restoredAt %v; want both", st.FailedAt, st.RestoredAt)
+	}
 }

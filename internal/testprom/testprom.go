@@ -101,10 +101,12 @@ func Start(t testing.TB) *Prometheus {
 		}
 		t.Skipf("testprom: %v", err)
 	}
+	start := time.Now()
 	p, err := Launch(context.Background(), Options{Binary: bin, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("testprom: %v", err)
 	}
+	t.Logf("testprom: prometheus %s scraping %s, first scrape stored after %s", p.URL, p.TargetURL, time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("testprom: stop: %v", err)

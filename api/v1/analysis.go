@@ -42,6 +42,9 @@ type Metric struct {
 	SuccessCondition  string         `json:"successCondition,omitempty"`
 	FailureCondition  string         `json:"failureCondition,omitempty"`
 	Provider          MetricProvider `json:"provider"`
+	// InitialDelay postpones the first measurement, for example until a
+	// rate window holds data from after a traffic step.
+	InitialDelay Duration `json:"initialDelay,omitempty"`
 }
 
 // MetricProvider says where a metric's result comes from; exactly one field
@@ -122,6 +125,7 @@ func (a *AnalysisTemplate) Validate() error {
 		}
 		names[m.Name] = true
 		v.duration(p+".interval", m.Interval, m.Count > 1)
+		v.duration(p+".initialDelay", m.InitialDelay, false)
 		if m.Count < 1 {
 			v.add(p+".count", "must be greater than 0, got %d", m.Count)
 		}

@@ -188,14 +188,19 @@ func (a *Analyzer) Run(ctx context.Context, req Request, progress func(v1.Analys
 	return finish(phase, msg)
 }
 
-// loop takes a task's measurements, Interval apart (measured from the start
-// of the previous one), until record says the metric is decided or ctx
+// loop takes a task's measurements, the first after InitialDelay, then
+// Interval apart (measured from the start of the previous one), until record says the metric is decided or ctx
 // ends. A measurement cut short by ctx is not recorded.
 func (a *Analyzer) loop(ctx context.Context, t *task, record func(*task, v1.Measurement) bool) {
 	interval, _ := t.metric.Interval.Parse()
-	timer := time.NewTimer(0)
+	delay, _ := t.metric.InitialDelay.Parse()
+	timer := time.NewTimer(max(delay, 0))
 	defer timer.Stop()
-	<-timer.C
+	select {
+	case <-ctx.Done():
+		return
+	case <-timer.C:
+	}
 	for n := 0; ; n++ {
 		begin := time.Now()
 		m := a.measure(ctx, t, n)

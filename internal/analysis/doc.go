@@ -8,8 +8,8 @@
 // cluster as the rollout engine rendered them, the service, release and
 // rollout) and measures every metric on every cluster named in Args: one
 // task per (metric, cluster), running concurrently, Count measurements
-// Interval apart, the first at once. Before anything is measured, Run
-// resolves each cluster's arguments (given values, else the template's
+// Interval apart, the first after InitialDelay (default at once). Before
+// anything is measured, Run resolves each cluster's arguments (given values, else the template's
 // defaults, themselves templates), renders every provider's templates
 // (Go text/template with missingkey=error over .Args, .Cluster (Name,
 // Labels, Vars from the stored Cluster), .Service, .Release, .Rollout)

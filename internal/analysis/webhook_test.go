@@ -64,6 +64,18 @@ func TestWebhookProvider(t *testing.T) {
 			t.Fatalf("phase %s (%s), want Failed naming us-1", r.Phase, r.Message)
 		}
 	})
+	t.Run("initialDelay postpones the first measurement", func(t *testing.T) {
+		spec := webhookSpec(srv.URL+"/score/eu-1", "$.data.checks[0].score", "result > 0.9", 1)
+		spec.Metrics[0].InitialDelay = "700ms"
+		start := time.Now()
+		r := run(spec, "eu-1")
+		if r.Phase != v1.GatePassed {
+			t.Fatalf("phase %s (%s), want Passed", r.Phase, r.Message)
+		}
+		if at := r.Metrics[0].Measurements[0].Time.Sub(start); at < 700*time.Millisecond {
+			t.Errorf("first measurement %s after the start, want at least 700ms", at)
+		}
+	})
 	t.Run("a whole object", func(t *testing.T) {
 		r := run(webhookSpec(srv.URL+"/score/eu-1", "data.checks[0]", "result.ok && result.name == 'smoke'", 1), "eu-1")
 		if r.Phase != v1.GatePassed {

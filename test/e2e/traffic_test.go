@@ -65,49 +65,9 @@ func watchRelease(ctx context.Context, c *testfleet.Cluster, ns string) *release
 // aborted, every cluster goes back to the old release, and from then on no request is answered
 // by the new one. No request fails during the whole rollout.
 func TestCanaryTrafficStepsAndRollbackUnderLoad(t *testing.T) {
-	testhaproxy.Binary(t)
-	f := testfleet.Get(t)
-	if len(f.Clusters) < 3 {
-		t.Fatalf("need 3 clusters, the fleet has %d", len(f.Clusters))
-	}
-	clusters := f.Clusters[:3]
-	ns := f.Namespace(t)
-	s := startServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	// One backend per cluster, and HAProxy in front with a server per cluster.
-	var servers []testhaproxy.Server
-	var names []string
-	for _, c := range clusters {
-		w := watchRelease(ctx, c, ns)
-		b := testhaproxy.StartBackend(t, c.Name, w.get)
-		servers = append(servers, testhaproxy.Server{Name: c.Name, Addr: b.Addr})
-		names = append(names, c.Name)
-	}
-	hap := testhaproxy.Start(t, testhaproxy.Config{Backend: "web", Servers: servers})
-
-	canary := clusters[0].Name
-	for i, c := range clusters {
-		ring := "main"
-		if i == 0 {
-			ring = "canary"
-		}
-		s.registerAndRunAgent(t, c.Name, c.Kubeconfig, "env=e2e", "ring="+ring)
-		patch := fmt.Sprintf(`{"spec":{"traffic":[{"router":"edge","backend":%q}]}}`, c.Name)
-		if _, err := s.Admin.Patch(ctx, "clusters", c.Name, []byte(patch)); err != nil {
-			t.Fatalf("cluster %s: traffic: %v", c.Name, err)
-		}
-	}
-	objs := `apiVersion: flotilla.dev/v1alpha1
-kind: TrafficRouter
-metadata: {name: edge}
-spec:
-  haproxy: {runtimeAPI: "` + hap.RuntimeAPI + `", backend: web}
----
-apiVersion: flotilla.dev/v1alpha1
+	strategy := `apiVersion: flotilla.dev/v1alpha1
 kind: RolloutStrategy
-metadata: {name: web-canary}
+metadata: {name: web-strategy}
 spec:
   type: canary
   trafficRouter: edge
@@ -122,45 +82,21 @@ spec:
   - name: rest
     clusters: {}
     maxParallel: "100%"
----
-apiVersion: flotilla.dev/v1alpha1
-kind: Service
-metadata: {name: web}
-spec:
-  source: {name: shop, path: deploy/web}
-  namespace: ` + ns + `
-  placement: {clusterSelector: {matchLabels: {env: e2e}}}
-  strategy: web-canary
 `
-	loaded, err := v1.LoadYAML("objects.yaml", []byte(objs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Admin.Apply(ctx, loaded); err != nil {
-		t.Fatalf("apply router, strategy and service: %v", err)
-	}
-
-	// Every cluster runs r1 to begin with.
-	s.release(t, "web-r1", []map[string]any{configMap(ns, "web-config", "r1")}, names, false)
-	if _, err := s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: names}); err != nil {
-		t.Fatalf("assign web-r1: %v", err)
-	}
-	load := testhaproxy.StartLoad(t, hap.URL, 8)
-	eventually(t, 90*time.Second, "every cluster answers with r1", func(ctx context.Context) error {
-		c := load.Since(time.Now().Add(-500 * time.Millisecond))
-		for _, n := range names {
-			if c.Bodies[n+" r1"] == 0 {
-				return fmt.Errorf("no answer %q yet (%s)", n+" r1", c)
-			}
+	x := newTrafficSetup(t, strategy, func(i int) []string {
+		if i == 0 {
+			return []string{"ring=canary"}
 		}
-		return nil
+		return []string{"ring=main"}
 	})
+	ctx, s, hap, load, ns, names := x.ctx, x.s, x.hap, x.load, x.ns, x.names
+	canary := names[0]
 
 	// The canary rollout of r2.
 	begin := time.Now()
 	s.release(t, "web-r2", []map[string]any{configMap(ns, "web-config", "r2")}, names, false)
 	ro := &v1.Rollout{TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRollout},
-		Metadata: v1.ObjectMeta{Name: "web-r2"}, Spec: v1.RolloutSpec{Service: "web", Release: "web-r2", Strategy: "web-canary"}}
+		Metadata: v1.ObjectMeta{Name: "web-r2"}, Spec: v1.RolloutSpec{Service: "web", Release: "web-r2", Strategy: "web-strategy"}}
 	if _, err := s.Admin.Create(ctx, ro); err != nil {
 		t.Fatalf("create rollout: %v", err)
 	}
@@ -254,6 +190,210 @@ spec:
 	}
 	t.Logf("rollout and rollback: %d requests, %d lost; between abort and the canary back on r1 (%s): %d of %d answered by r2",
 		all.OK, all.Errors, restored.Sub(aborted).Round(time.Millisecond), during.Bodies[canary+" r2"], during.OK)
+}
+
+// trafficSetup is three clusters of the fleet with agents, each serving an HTTP backend that
+// answers with the cluster's name and the release it runs, a real HAProxy in front (backend web,
+// a server per cluster), the router edge, a service web with the strategy web-strategy, every
+// cluster on release web-r1, and steady load through HAProxy.
+type trafficSetup struct {
+	ctx   context.Context
+	s     *server
+	hap   *testhaproxy.HAProxy
+	load  *testhaproxy.Load
+	ns    string
+	names []string
+}
+
+func newTrafficSetup(t *testing.T, strategy string, labels func(i int) []string) *trafficSetup {
+	t.Helper()
+	testhaproxy.Binary(t)
+	f := testfleet.Get(t)
+	if len(f.Clusters) < 3 {
+		t.Fatalf("need 3 clusters, the fleet has %d", len(f.Clusters))
+	}
+	clusters := f.Clusters[:3]
+	x := &trafficSetup{ns: f.Namespace(t), s: startServer(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	x.ctx = ctx
+	var servers []testhaproxy.Server
+	for _, c := range clusters {
+		w := watchRelease(ctx, c, x.ns)
+		b := testhaproxy.StartBackend(t, c.Name, w.get)
+		servers = append(servers, testhaproxy.Server{Name: c.Name, Addr: b.Addr})
+		x.names = append(x.names, c.Name)
+	}
+	x.hap = testhaproxy.Start(t, testhaproxy.Config{Backend: "web", Servers: servers})
+	for i, c := range clusters {
+		x.s.registerAndRunAgent(t, c.Name, c.Kubeconfig, append([]string{"env=e2e"}, labels(i)...)...)
+		patch := fmt.Sprintf(`{"spec":{"traffic":[{"router":"edge","backend":%q}]}}`, c.Name)
+		if _, err := x.s.Admin.Patch(ctx, "clusters", c.Name, []byte(patch)); err != nil {
+			t.Fatalf("cluster %s: traffic: %v", c.Name, err)
+		}
+	}
+	objs := `apiVersion: flotilla.dev/v1alpha1
+kind: TrafficRouter
+metadata: {name: edge}
+spec:
+  haproxy: {runtimeAPI: "` + x.hap.RuntimeAPI + `", backend: web}
+---
+` + strategy + `---
+apiVersion: flotilla.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  source: {name: shop, path: deploy/web}
+  namespace: ` + x.ns + `
+  placement: {clusterSelector: {matchLabels: {env: e2e}}}
+  strategy: web-strategy
+`
+	loaded, err := v1.LoadYAML("objects.yaml", []byte(objs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.s.Admin.Apply(ctx, loaded); err != nil {
+		t.Fatalf("apply router, strategy and service: %v", err)
+	}
+	x.s.release(t, "web-r1", []map[string]any{configMap(x.ns, "web-config", "r1")}, x.names, false)
+	if _, err := x.s.Admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: "web-r1", Clusters: x.names}); err != nil {
+		t.Fatalf("assign web-r1: %v", err)
+	}
+	x.load = testhaproxy.StartLoad(t, x.hap.URL, 8)
+	eventually(t, 90*time.Second, "every cluster answers with r1", func(ctx context.Context) error {
+		c := x.load.Since(time.Now().Add(-500 * time.Millisecond))
+		for _, n := range x.names {
+			if c.Bodies[n+" r1"] == 0 {
+				return fmt.Errorf("no answer %q yet (%s)", n+" r1", c)
+			}
+		}
+		return nil
+	})
+	return x
+}
+
+// startRollout releases r2 and starts its rollout with web-strategy.
+func (x *trafficSetup) startRollout(t *testing.T) {
+	t.Helper()
+	x.s.release(t, "web-r2", []map[string]any{configMap(x.ns, "web-config", "r2")}, x.names, false)
+	ro := &v1.Rollout{TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRollout},
+		Metadata: v1.ObjectMeta{Name: "web-r2"}, Spec: v1.RolloutSpec{Service: "web", Release: "web-r2", Strategy: "web-strategy"}}
+	if _, err := x.s.Admin.Create(x.ctx, ro); err != nil {
+		t.Fatalf("create rollout: %v", err)
+	}
+}
+
+// waitPhase waits for the rollout to reach phase.
+func (x *trafficSetup) waitPhase(t *testing.T, phase v1.RolloutPhase, limit time.Duration) {
+	t.Helper()
+	eventually(t, limit, "rollout "+string(phase), func(ctx context.Context) error {
+		o, err := x.s.Admin.Get(ctx, "rollouts", "web-r2")
+		if err != nil {
+			return err
+		}
+		if st := o.(*v1.Rollout).Status; st.Phase != phase {
+			return fmt.Errorf("phase %s wave %q: %s; traffic: %s", st.Phase, st.CurrentWaveName, st.Message, st.TrafficMessage)
+		}
+		return nil
+	})
+}
+
+// Given blue (one cluster) live and green (two clusters) idle behind a real HAProxy, and steady
+// load: when a blue/green rollout of r2 runs, green is updated while it gets no traffic, traffic
+// switches to green at once (every request started after the switch is answered by green with
+// r2), and when the rollout is rolled back during its hold, green goes back to r1 and from then on
+// no request is answered by r2. No request fails at any point.
+func TestBlueGreenSwitchAndSwitchBackUnderLoad(t *testing.T) {
+	strategy := `apiVersion: flotilla.dev/v1alpha1
+kind: RolloutStrategy
+metadata: {name: web-strategy}
+spec:
+  type: blueGreen
+  trafficRouter: edge
+  blueGreen:
+    groups: {blue: {matchLabels: {color: blue}}, green: {matchLabels: {color: green}}}
+    verify: [{bake: 3s}]
+    hold: 10m
+    afterHold: keep
+`
+	x := newTrafficSetup(t, strategy, func(i int) []string {
+		if i == 0 {
+			return []string{"color=blue"}
+		}
+		return []string{"color=green"}
+	})
+	blue, green := x.names[0], x.names[1:]
+	// The operator's state before the rollout: blue live, green idle.
+	rt, err := haproxy.NewClient(x.hap.RuntimeAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &haproxy.Router{Client: rt, Backend: "web"}
+	if err := r.SetWeights(x.ctx, map[string]int{blue: 256, green[0]: 0, green[1]: 0}); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	x.startRollout(t)
+	var switched time.Time
+	// Green is idle in the router, so green must be the group updated first and switched to.
+	eventually(t, 2*time.Minute, "traffic switched to green", func(ctx context.Context) error {
+		w, err := effectiveWeights(ctx, rt)
+		if err != nil {
+			return err
+		}
+		if w[blue] != 0 || w[green[0]] == 0 || w[green[1]] == 0 {
+			return fmt.Errorf("HAProxy weights %v (rollout: %s)", w, rolloutSummary(ctx, x.s.Admin))
+		}
+		switched = time.Now()
+		return nil
+	})
+	before := x.load.Between(begin, switched.Add(-50*time.Millisecond))
+	for _, g := range green {
+		if n := before.Bodies[g+" r2"]; n != 0 {
+			t.Errorf("green cluster %s answered %d requests with r2 before the switch (%s)", g, n, before)
+		}
+	}
+	afterSwitch := x.load.WaitFor(t, switched, 1000, time.Minute)
+	for body, n := range afterSwitch.Bodies {
+		if !strings.HasSuffix(body, " r2") || strings.HasPrefix(body, blue+" ") {
+			t.Errorf("after the switch %d requests were answered %q, want green with r2 only", n, body)
+		}
+	}
+	// Switch back during the hold.
+	rolledBack := time.Now()
+	if _, err := x.s.Admin.RolloutAction(x.ctx, "web-r2", "rollback", ""); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	x.waitPhase(t, v1.RolloutRolledBack, 2*time.Minute)
+	var restored time.Time
+	eventually(t, time.Minute, "no answer with r2", func(ctx context.Context) error {
+		c := x.load.Since(time.Now().Add(-300 * time.Millisecond))
+		if c.OK == 0 || len(c.Bodies) == 0 {
+			return fmt.Errorf("no answers")
+		}
+		for body := range c.Bodies {
+			if strings.HasSuffix(body, " r2") {
+				return fmt.Errorf("answers %v", c.Bodies)
+			}
+		}
+		restored = time.Now()
+		return nil
+	})
+	after := x.load.WaitFor(t, restored, 1000, time.Minute)
+	x.load.Stop()
+	for body, n := range after.Bodies {
+		if strings.HasSuffix(body, " r2") {
+			t.Errorf("after the rollback %d requests were answered %q", n, body)
+		}
+	}
+	all := x.load.Since(begin)
+	if all.Errors != 0 {
+		t.Errorf("requests lost during the switch and the switch back: %s", all)
+	}
+	w, _ := effectiveWeights(x.ctx, rt)
+	during := x.load.Between(rolledBack, restored)
+	t.Logf("blue/green: %d requests, %d lost; after the rollback HAProxy weighs %v; between rollback and no more r2 (%s) %d of %d answered by r2",
+		all.OK, all.Errors, w, restored.Sub(rolledBack).Round(time.Millisecond), during.Bodies[green[0]+" r2"]+during.Bodies[green[1]+" r2"], during.OK)
 }
 
 // weightSamples are the times a server's effective weight was seen to change.

@@ -228,16 +228,21 @@ func (a *Analyzer) measure(ctx context.Context, t *task, n int) v1.Measurement {
 		}
 		return m
 	}
+	note := ""
+	if n, ok := res.(noted); ok {
+		res, note = n.value, n.note
+	}
 	m.Value, m.Raw = describe(res)
 	v, err := t.cond.evaluate(ctx, res)
 	if err != nil {
-		m.Phase, m.Message = v1.MeasurementError, err.Error()
+		m.Phase, m.Message = v1.MeasurementError, joinNote(err.Error(), note)
 		return m
 	}
 	m.Phase, m.Message = v.phase, v.message
 	if m.Message != "" {
 		m.Message = "result " + m.Raw + ": " + m.Message
 	}
+	m.Message = joinNote(m.Message, note)
 	return m
 }
 
@@ -324,4 +329,14 @@ func cloneRun(r v1.AnalysisRun) v1.AnalysisRun {
 		r.Metrics[i].Measurements = slices.Clone(r.Metrics[i].Measurements)
 	}
 	return r
+}
+
+func joinNote(msg, note string) string {
+	switch {
+	case note == "":
+		return msg
+	case msg == "":
+		return note
+	}
+	return msg + " (" + note + ")"
 }

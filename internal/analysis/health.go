@@ -68,7 +68,7 @@ func (m *healthMeasurer) measure(ctx context.Context, _ int) (any, error) {
 		if !ok {
 			return nil, noData("service %s on cluster %s is %s", m.service, m.cluster, orDash(s.Health))
 		}
-		return v, nil
+		return noted{value: v, note: s.Health}, nil
 	}
 	return nil, noData("cluster %s does not report service %s", m.cluster, m.service)
 }

@@ -61,8 +61,8 @@ func TestHealthProvider(t *testing.T) {
 		value   float64
 		message string
 	}{
-		"healthy-1":     {v1.GatePassed, v1.MeasurementSuccessful, 1, ""},
-		"failed-1":      {v1.GateFailed, v1.MeasurementFailed, 0, "failureCondition result == 0.0 is true"},
+		"healthy-1":     {v1.GatePassed, v1.MeasurementSuccessful, 1, "Healthy"},
+		"failed-1":      {v1.GateFailed, v1.MeasurementFailed, 0, "failureCondition result == 0.0 is true (Failed)"},
 		"degraded-1":    {v1.GateFailed, v1.MeasurementFailed, 0, "is true"},
 		"progressing-1": {v1.GateInconclusive, v1.MeasurementInconclusive, 0.5, "neither condition"},
 		"old-release-1": {v1.GateInconclusive, v1.MeasurementInconclusive, -1, `runs release "web-1" of web, not "web-2"`},

@@ -200,9 +200,9 @@ func (m *jobMeasurer) readJob(ctx context.Context, release, name string) (any, s
 			}
 			switch {
 			case o.Health == v1.HealthFailed:
-				return 0.0, "", nil
+				return noted{value: 0.0, note: "job " + name + ": " + o.Message}, "", nil
 			case o.Health == v1.HealthHealthy && strings.HasPrefix(o.Message, jobCompleted):
-				return 1.0, "", nil
+				return noted{value: 1.0, note: "job " + name + ": " + o.Message}, "", nil
 			}
 			return nil, "last reported " + orDash(o.Health) + " " + o.Message, nil
 		}

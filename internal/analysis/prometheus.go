@@ -67,7 +67,16 @@ func (m *prometheusMeasurer) measure(ctx context.Context, _ int) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus query: %w", err)
 	}
-	_ = warns // warnings (such as a partial answer) do not change the value
+	res, err := promValue(val)
+	if err != nil || len(warns) == 0 {
+		return res, err
+	}
+	// Warnings (such as a partial answer) do not change the value; people see them.
+	return noted{value: res, note: "prometheus warnings: " + strings.Join(warns, "; ")}, nil
+}
+
+// promValue converts a query result as measure describes.
+func promValue(val model.Value) (any, error) {
 	switch v := val.(type) {
 	case *model.Scalar:
 		return number(float64(v.Value))

@@ -30,6 +30,13 @@ func isNoData(err error) (string, bool) {
 	return "", false
 }
 
+// noted is a result with a note for people (the health word behind a
+// health number, Prometheus' warnings); conditions see only value.
+type noted struct {
+	value any
+	note  string
+}
+
 // maxRawLen bounds Measurement.Raw so that a large webhook answer does not
 // bloat the rollout's stored status.
 const maxRawLen = 512

@@ -143,7 +143,7 @@ func TestJobProviderOnTheLocalFleet(t *testing.T) {
 		if run.Phase != v1.GatePassed {
 			t.Fatalf("phase %s (%s), metrics %+v; want Passed", run.Phase, run.Message, run.Metrics)
 		}
-		if m := run.Metrics[0].Measurements[0]; m.Value == nil || *m.Value != 1 {
+		if m := run.Metrics[0].Measurements[0]; m.Value == nil || *m.Value != 1 || !strings.Contains(m.Message, "Job Completed") {
 			t.Errorf("measurement %+v, want value 1", m)
 		}
 		eventually(t, 60*time.Second, "the Job and its assignment are removed", noAnalysisLeft)

@@ -41,7 +41,8 @@ type Options struct {
 	// Timeout bounds one Prometheus query or webhook request; default 10s.
 	Timeout time.Duration
 	// HealthStaleAfter: an agent report older than this is Unknown to the
-	// health provider; default 2m.
+	// health provider; default 90s, as the rollout runner counts a silent
+	// agent.
 	HealthStaleAfter time.Duration
 	// JobTimeout bounds one Job measurement, from assignment to a finished
 	// Job; default 10m.
@@ -75,7 +76,7 @@ func New(opts Options) *Analyzer {
 		opts.Timeout = 10 * time.Second
 	}
 	if opts.HealthStaleAfter <= 0 {
-		opts.HealthStaleAfter = 2 * time.Minute
+		opts.HealthStaleAfter = 90 * time.Second
 	}
 	if opts.JobTimeout <= 0 {
 		opts.JobTimeout = 10 * time.Minute

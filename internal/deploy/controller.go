@@ -270,6 +270,9 @@ func (c *Controller) poll(ctx context.Context) {
 	}
 }
 
+// retryAfter is how long a work item that failed waits before it runs again.
+const retryAfter = 30 * time.Second
+
 func (c *Controller) schedule(source string, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -293,6 +296,9 @@ func (c *Controller) work(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("deploy: "+key, "err", err)
+			// Outcomes the user must act on are recorded in status and return
+			// nil; an error here is the store's or a bug, so try again later.
+			time.AfterFunc(retryAfter, func() { c.q.add(key) })
 		}
 		c.q.done(key)
 	}

@@ -155,6 +155,10 @@ spec:
 	if out := s.cli(t, "get", "trafficrouters"); !strings.Contains(out, canary+"=50") {
 		t.Errorf("flotilla get trafficrouters does not show the canary at 50%%:\n%s", out)
 	}
+	if out := s.cli(t, "rollout", "status", "web-r2"); !strings.Contains(out, "Traffic (edge): ") || !strings.Contains(out, canary+"=50") ||
+		!strings.Contains(out, ": applied ") {
+		t.Errorf("flotilla rollout status does not show the weights applied:\n%s", out)
+	}
 
 	// Abort: traffic goes back, then every cluster goes back to r1.
 	aborted := time.Now()

@@ -1,0 +1,82 @@
+package deploy_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/deploy"
+	"flotilla.dev/flotilla/internal/source"
+	"flotilla.dev/flotilla/internal/store"
+	"flotilla.dev/flotilla/internal/store/open"
+)
+
+// Given a release made and handed over by one controller, when the rollout
+// runner moves a cluster elsewhere and a new controller (a restart, with an
+// empty fetch cache) starts on the same store, then it finds the release of
+// the same commit, makes no other and does not hand it over again.
+func TestRestartDoesNotReleaseAgain(t *testing.T) {
+	repo := webRepo(t)
+	ctx := context.Background()
+	st, err := open.Open(ctx, filepath.Join(t.TempDir(), "flotilla.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run := func() (stop func(), c *deploy.Controller) {
+		f, err := source.NewFetcher(source.Options{CacheDir: t.TempDir(), AllowLocal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err = deploy.New(deploy.Options{Store: st, Fetcher: f, WorkDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = c.Run(cctx)
+		}()
+		return func() { cancel(); <-done }, c
+	}
+	e := &env{t: t, st: st}
+	stop, c := run()
+	e.c = c
+	e.put(cluster("prod-1", map[string]string{"env": "prod"}, map[string]string{"replicas": "3"}))
+	e.put(gitSource("shop", repo.FileURL()))
+	e.put(service("web", "shop", "deploy/web", map[string]string{"env": "prod"}))
+	rel := e.latest("web", "")
+	stop()
+
+	// The rollout runner (or a person) takes prod-1 off the release.
+	if _, err := st.SetAssignments(ctx, []store.Assignment{{Cluster: "prod-1", Service: "web"}}, tester); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := st.LatestSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, c = run()
+	defer stop()
+	e.c = c
+	eventually(t, 20*time.Second, "the restarted controller fetched the source", func() error {
+		evs, err := st.Events(ctx, seq, 0, store.EventFilter{Kinds: []string{v1.KindSource}})
+		if err != nil || len(evs) == 0 {
+			return fmt.Errorf("no source event yet (%v)", err)
+		}
+		if !c.Idle() {
+			return errNotYet
+		}
+		return nil
+	})
+	if got := e.releases(); len(got) != 1 || got[0] != rel.Metadata.Name {
+		t.Errorf("releases after restart %v, want only %s", got, rel.Metadata.Name)
+	}
+	if r, _ := e.assigned("prod-1", "web"); r != "" {
+		t.Errorf("the restart handed %s over again to prod-1", r)
+	}
+}

@@ -76,6 +76,26 @@ func TestWebhookProvider(t *testing.T) {
 			t.Errorf("first measurement %s after the start, want at least 700ms", at)
 		}
 	})
+	t.Run("progress gets copies that later measurements do not change", func(t *testing.T) {
+		var snaps []v1.AnalysisRun
+		r := a.Run(ctx, analysis.Request{ID: "p#0", Template: "hook",
+			Spec: webhookSpec(srv.URL+"/score/eu-1", "$.data.checks[0].score", "result > 0.9", 3),
+			Args: map[string]map[string]string{"eu-1": {}}}, func(r v1.AnalysisRun) { snaps = append(snaps, r) })
+		if r.Phase != v1.GatePassed || len(snaps) != 5 {
+			t.Fatalf("phase %s, %d progress calls; want Passed and 5 (start, 3 measurements, end)", r.Phase, len(snaps))
+		}
+		for i, s := range snaps[:4] {
+			if n := len(s.Metrics[0].Measurements); n != i {
+				t.Errorf("progress call %d holds %d measurements, want %d", i, n, i)
+			}
+			if s.Phase != v1.GateRunning || s.FinishedAt != nil {
+				t.Errorf("progress call %d: phase %s finished %v, want Running", i, s.Phase, s.FinishedAt)
+			}
+		}
+		if last := snaps[4]; last.Phase != v1.GatePassed || last.FinishedAt == nil {
+			t.Errorf("last progress call: phase %s finished %v, want the final run", last.Phase, last.FinishedAt)
+		}
+	})
 	t.Run("a whole object", func(t *testing.T) {
 		r := run(webhookSpec(srv.URL+"/score/eu-1", "data.checks[0]", "result.ok && result.name == 'smoke'", 1), "eu-1")
 		if r.Phase != v1.GatePassed {

@@ -29,8 +29,13 @@
 //     report, a stale one, another release or Unknown is no data.
 //     Default conditions: success result == 1.0, failure result == 0.0;
 //   - job: a Kubernetes Job run in the cluster through its agent (see
-//     job.go): 1 when it completed, 0 when it failed. Default condition:
-//     success result == 1.0.
+//     job.go): 1 when it completed, 0 when it failed. kstatus calls a Job
+//     that merely started Current (Healthy), so completion is read from
+//     its "Job Completed" message. Default condition: success
+//     result == 1.0.
+//
+// Check(spec) finds broken conditions, templates and JSON paths without
+// measuring, for validation when a template is applied.
 //
 // # Verdicts and counting
 //
@@ -53,8 +58,9 @@
 //   - Run returns only Passed, Failed or Inconclusive, or Running when ctx
 //     was cancelled; a measurement cut short by cancellation is not
 //     recorded.
-//   - progress is called one call at a time, after each measurement, with
-//     a copy the caller may keep.
+//   - progress is called one call at a time, when the measurements start,
+//     after each measurement and with the final run, each time with a copy
+//     the caller may keep.
 //   - A condition is compiled once per metric; one evaluation is bounded
 //     by a CEL cost limit and the condition text by 4 KiB.
 //   - Every provider call has a timeout (Options.Timeout, JobTimeout).

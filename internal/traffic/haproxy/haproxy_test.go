@@ -172,6 +172,22 @@ func TestRouterSetWeightsReadBack(t *testing.T) {
 	}
 }
 
+func TestStaticAlgorithmRejectsWeights(t *testing.T) {
+	a := testhaproxy.StartBackend(t, "a", nil)
+	b := testhaproxy.StartBackend(t, "b", nil)
+	// With map-based hashing HAProxy cannot change weights at run time.
+	hap := testhaproxy.Start(t, testhaproxy.Config{Balance: "source\n  hash-type map-based",
+		Servers: []testhaproxy.Server{{Name: "a", Addr: a.Addr}, {Name: "b", Addr: b.Addr}}})
+	r, err := haproxy.NewRouter(hap.RuntimeAPI, hap.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.SetWeights(context.Background(), map[string]int{"a": 13, "b": 243})
+	if !errors.Is(err, haproxy.ErrUnexpectedAnswer) || !strings.Contains(err.Error(), "static") {
+		t.Fatalf("weights on a static algorithm: %v, want HAProxy's refusal", err)
+	}
+}
+
 func TestMaintenanceIsLeftToTheOperator(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -86,3 +86,20 @@ func TestNewClient(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseServersState(f *testing.F) {
+	f.Add(stateAnswer)
+	f.Add("1\n# be_name srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\nweb a 1.1.1.1 2 0 1 1\n")
+	f.Add("Can't find backend.\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		states, err := ParseServersState(in)
+		if err != nil && !errors.Is(err, ErrUnexpectedAnswer) {
+			t.Fatalf("error %v is not ErrUnexpectedAnswer", err)
+		}
+		for _, s := range states {
+			if s.Name == "" || s.Backend == "" {
+				t.Fatalf("parsed a server without a name: %+v", s)
+			}
+		}
+	})
+}

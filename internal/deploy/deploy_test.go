@@ -436,3 +436,29 @@ func TestLocalSourceRefusedByDefault(t *testing.T) {
 		t.Errorf("releases %v from a refused source", got)
 	}
 }
+
+// Given a released service, when its spec changes (here its namespace),
+// then the same commit is released again under a new name with the new
+// spec snapshot, and the old release keeps the old one.
+func TestServiceChangeMakesRelease(t *testing.T) {
+	repo := webRepo(t)
+	e := newEnv(t, true)
+	e.put(cluster("prod-1", map[string]string{"env": "prod"}, map[string]string{"replicas": "3"}))
+	e.put(gitSource("shop", repo.FileURL()))
+	svc := service("web", "shop", "deploy/web", map[string]string{"env": "prod"})
+	e.put(svc)
+	rel := e.latest("web", "")
+	svc.Spec.Namespace = "shop"
+	e.put(svc)
+	rel2 := e.latest("web", rel.Metadata.Name)
+	if rel2.Spec.Commit.SHA != rel.Spec.Commit.SHA || rel2.Spec.ServiceSpec.Namespace != "shop" {
+		t.Errorf("second release %s: commit %s namespace %q", rel2.Metadata.Name, rel2.Spec.Commit.SHA, rel2.Spec.ServiceSpec.Namespace)
+	}
+	if old := e.release(rel.Metadata.Name); old.Spec.ServiceSpec.Namespace != "web" {
+		t.Errorf("the first release's snapshot changed to namespace %q", old.Spec.ServiceSpec.Namespace)
+	}
+	_, d := e.assigned("prod-1", "web")
+	if ns := e.objects(d)[0]["metadata"].(map[string]any)["namespace"]; ns != "shop" {
+		t.Errorf("prod-1 runs objects in namespace %v, want shop", ns)
+	}
+}

@@ -225,10 +225,13 @@ func (c *Controller) follow(ctx context.Context, after int64) error {
 			case store.Created, store.Updated:
 				c.enqueue(ev.Kind, ev.Name)
 			case store.Deleted:
-				if ev.Kind == v1.KindSource {
+				switch ev.Kind {
+				case v1.KindSource:
 					c.mu.Lock()
 					delete(c.next, ev.Name)
 					c.mu.Unlock()
+				case v1.KindService:
+					c.enqueue(ev.Kind, ev.Name) // takes it off its clusters
 				}
 			}
 		}

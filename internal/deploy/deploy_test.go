@@ -462,3 +462,41 @@ func TestServiceChangeMakesRelease(t *testing.T) {
 		t.Errorf("prod-1 runs objects in namespace %v, want shop", ns)
 	}
 }
+
+// Given a service without a strategy on two clusters, when its selector
+// changes to pick only one of them and a third, then the new release is
+// assigned to the new targets and the cluster left out drops the service in
+// the same change; when the service is deleted, every cluster drops it.
+func TestSelectorChangeAndDeletionRemoveTheService(t *testing.T) {
+	repo := webRepo(t)
+	e := newEnv(t, true)
+	e.put(cluster("eu-1", map[string]string{"env": "prod", "region": "eu"}, map[string]string{"replicas": "3"}))
+	e.put(cluster("us-1", map[string]string{"env": "prod", "region": "us"}, map[string]string{"replicas": "3"}))
+	e.put(cluster("eu-dev", map[string]string{"env": "dev", "region": "eu"}, map[string]string{"replicas": "1"}))
+	e.put(gitSource("shop", repo.FileURL()))
+	svc := service("web", "shop", "deploy/web", map[string]string{"env": "prod"})
+	e.put(svc)
+	rel := e.latest("web", "")
+	svc.Spec.Placement.ClusterSelector = &v1.LabelSelector{MatchLabels: map[string]string{"region": "eu"}}
+	e.put(svc)
+	rel2 := e.latest("web", rel.Metadata.Name)
+	for c, want := range map[string]string{"eu-1": rel2.Metadata.Name, "eu-dev": rel2.Metadata.Name, "us-1": ""} {
+		if r, _ := e.assigned(c, "web"); r != want {
+			t.Errorf("%s runs %q, want %q", c, r, want)
+		}
+	}
+	if _, err := e.st.Delete(context.Background(), v1.KindService, "web", 0, tester); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "every cluster drops the deleted service", func() error {
+		for _, c := range []string{"eu-1", "eu-dev", "us-1"} {
+			if r, _ := e.assigned(c, "web"); r != "" {
+				return fmt.Errorf("%s still runs %s", c, r)
+			}
+		}
+		return nil
+	})
+	if got := e.releases(); len(got) != 2 {
+		t.Errorf("releases %v: the deleted service's releases should stay as history", got)
+	}
+}

@@ -30,7 +30,11 @@
 //   - Placement: when a Cluster is created or its labels or variables
 //     change, every service whose selector now matches it and that it does
 //     not run yet is assigned the service's currentRelease; every service
-//     it runs whose selector no longer matches is removed from it.
+//     it runs whose selector no longer matches is removed from it. When a
+//     service without a strategy is released after its selector changed,
+//     the clusters its previous release ran on that are no longer targeted
+//     drop it in the same transaction; a deleted service is taken off every
+//     cluster any of its releases was placed on (its releases stay).
 //
 // # Release names and immutability
 //

@@ -183,7 +183,7 @@ func (c *Controller) syncService(ctx context.Context, name string) error {
 	defer l.Unlock()
 	svc, err := c.getService(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return c.removeService(ctx, name)
 	}
 	if err != nil {
 		return err
@@ -342,9 +342,28 @@ func (c *Controller) handOver(ctx context.Context, svc *v1.Service, rel *v1.Rele
 	}
 	opts := assignmentOptions(rel)
 	var as []store.Assignment
+	targeted := map[string]bool{}
 	for _, b := range rel.Status.Bundles {
 		for _, cl := range b.Clusters {
+			targeted[cl] = true
 			as = append(as, store.Assignment{Cluster: cl, Service: name, Release: rel.Metadata.Name, Bundle: b.Digest, Options: opts})
+		}
+	}
+	// Clusters the previous release was placed on that the new one does
+	// not target (the selector changed) drop the service in the same
+	// transaction.
+	if prev := svc.Status.CurrentRelease; prev != "" && prev != rel.Metadata.Name {
+		if old, err := c.getRelease(ctx, prev); err == nil {
+			for _, b := range old.Status.Bundles {
+				for _, cl := range b.Clusters {
+					if !targeted[cl] {
+						targeted[cl] = true
+						as = append(as, store.Assignment{Cluster: cl, Service: name})
+					}
+				}
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
 	}
 	if _, err := c.st.SetAssignments(ctx, as, by); err != nil {
@@ -370,4 +389,48 @@ func assignmentOptions(rel *v1.Release) json.RawMessage {
 	opts.SelfHeal = sp.Sync.SelfHeal != nil && *sp.Sync.SelfHeal
 	data, _ := json.Marshal(opts)
 	return data
+}
+
+// removeService takes a deleted service off every cluster any of its
+// releases was placed on, in one transaction; agents then prune its
+// objects. Its releases stay, as history.
+func (c *Controller) removeService(ctx context.Context, name string) error {
+	sel := labels.SelectorFromSet(labels.Set{LabelService: name})
+	clusters := map[string]bool{}
+	opts := store.ListOptions{Limit: 500, Selector: sel}
+	for {
+		l, err := c.st.List(ctx, v1.KindRelease, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range l.Items {
+			var rel v1.Release
+			if err := decode(o, &rel); err != nil {
+				return err
+			}
+			if rel.Spec.Service != name {
+				continue
+			}
+			for _, b := range rel.Status.Bundles {
+				for _, cl := range b.Clusters {
+					clusters[cl] = true
+				}
+			}
+		}
+		if l.Continue == "" {
+			break
+		}
+		opts.Continue = l.Continue
+	}
+	if len(clusters) == 0 {
+		return nil
+	}
+	as := make([]store.Assignment, 0, len(clusters))
+	for cl := range clusters {
+		as = append(as, store.Assignment{Cluster: cl, Service: name})
+	}
+	if _, err := c.st.SetAssignments(ctx, as, c.actor); err != nil {
+		return fmt.Errorf("remove deleted service %s: %w", name, err)
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"flotilla.dev/flotilla/internal/testfleet"
 	"flotilla.dev/flotilla/internal/traffic"
 	"flotilla.dev/flotilla/internal/traffic/gatewayapi"
+	"flotilla.dev/flotilla/internal/traffic/providertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testfleet.Main(m)) }
@@ -227,4 +228,31 @@ func TestHTTPRouteWeightsFollowCanarySteps(t *testing.T) {
 	if err := gatewayapi.NewWithClient(edge.Dynamic, edge.Name, ns, "web", 2).Ping(ctx); err == nil || !strings.Contains(err.Error(), "has 2 rule(s), no rule 2") {
 		t.Fatalf("Ping of rule 2: %v", err)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	f := testfleet.Get(t)
+	edge := f.Clusters[0]
+	installCRD(t, edge)
+	ns := f.Namespace(t)
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: a, port: 80}, {name: b, port: 80}]
+`), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := edge.Dynamic.Resource(gatewayapi.GVR).Namespace(ns).Create(context.Background(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := gatewayapi.New(edge.Config, edge.Name, ns, "split", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	providertest.Run(t, r, "a", "b")
 }

@@ -11,6 +11,7 @@ import (
 
 	"flotilla.dev/flotilla/internal/testhaproxy"
 	"flotilla.dev/flotilla/internal/traffic/haproxy"
+	"flotilla.dev/flotilla/internal/traffic/providertest"
 )
 
 // fixture is a real HAProxy in front of backends a and b.
@@ -292,4 +293,9 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 		t.Fatalf("requests lost during switches: %s", all)
 	}
 	t.Logf("%d requests over 6 switches, none lost", all.OK)
+}
+
+func TestConformance(t *testing.T) {
+	f := newFixture(t)
+	providertest.Run(t, f.router(t, f.hap.TCPRuntimeAPI), "a", "b")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"flotilla.dev/flotilla/internal/traffic/providertest"
 	"flotilla.dev/flotilla/internal/traffic/webhook"
 )
 
@@ -216,4 +217,50 @@ func TestWebhookAnswers(t *testing.T) {
 			t.Error("file URL accepted")
 		}
 	})
+}
+
+// table is a hook in front of a balancer with backends a and b: it refuses
+// a change naming any other backend, whole.
+func table(t *testing.T, key []byte) *httptest.Server {
+	t.Helper()
+	var mu sync.Mutex
+	weights := map[string]int{"a": 1, "b": 1}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := webhook.Verify(r, key, time.Now(), time.Minute)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var req webhook.Request
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range req.Weights {
+			if _, ok := weights[x.Backend]; !ok {
+				http.Error(w, "unknown backend "+x.Backend, http.StatusUnprocessableEntity)
+				return
+			}
+		}
+		var ans webhook.Answer
+		for _, x := range req.Weights {
+			weights[x.Backend] = x.Weight
+			ans.Weights = append(ans.Weights, x)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ans)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestConformance(t *testing.T) {
+	srv := table(t, []byte("k"))
+	h, err := webhook.New(webhook.Options{URL: srv.URL, Key: []byte("k"), Router: "edge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	providertest.Run(t, h, "a", "b")
 }

@@ -16,6 +16,9 @@ import (
 	v1 "flotilla.dev/flotilla/api/v1"
 )
 
+// EnvBinary names the haproxy program to use instead of the one on PATH.
+const EnvBinary = "FLOTILLA_TEST_HAPROXY"
+
 // InstallHint is the command that installs the HAProxy tests use.
 const InstallHint = "apt-get install -y haproxy"
 
@@ -24,10 +27,11 @@ const InstallHint = "apt-get install -y haproxy"
 // the install command.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("FLOTILLA_TEST_HAPROXY"); p != "" {
-		return p
+	candidates := []string{"haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"}
+	if p := os.Getenv(EnvBinary); p != "" {
+		candidates = []string{p}
 	}
-	for _, p := range []string{"haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"} {
+	for _, p := range candidates {
 		if path, err := exec.LookPath(p); err == nil {
 			return path
 		}

@@ -33,4 +33,8 @@
 //     passes through a moment with no backend in rotation.
 //   - Providers are cached per router and resource version: an edited
 //     TrafficRouter takes effect on the next change.
+//
+// Each provider lives in a subpackage named after what it drives
+// (haproxy, gatewayapi, webhook); providertest is the conformance suite
+// their tests run against a real router.
 package traffic

@@ -129,6 +129,9 @@ func (s *Server) rolloutAction(ctx context.Context, p *auth.Principal, name, act
 			}
 		}
 		ev = rollout.Rollback{To: to}
+		if obj, rec, err := runner.Load(ctx, s.store, name); err == nil && rec != nil && rec.Engine.Finished() {
+			return s.rollbackFinished(ctx, p, obj, rec, to)
+		}
 	case ActionRetry:
 		return s.retryRollout(ctx, p, name)
 	default:
@@ -180,6 +183,51 @@ func (s *Server) retryRollout(ctx context.Context, p *auth.Principal, name strin
 		}
 		return err
 	}
+}
+
+// rollbackFinished goes back from a rollout that already ended: it starts a new rollout of the
+// target release (to, else the release most clusters ran before) that updates every cluster at
+// once, as an emergency change should.
+func (s *Server) rollbackFinished(ctx context.Context, p *auth.Principal, obj *store.Object, rec *runner.Record, to string) error {
+	if to == "" {
+		to = rec.Status().PreviousRelease
+	}
+	if to == "" {
+		return &apiError{code: http.StatusConflict, reason: v1.ReasonConflict,
+			msg: fmt.Sprintf("rollback rollout %s: it ended %s and no previous release is known; name one with to", obj.Name, rec.Engine.Phase)}
+	}
+	ro, err := s.store.Get(ctx, v1.KindRelease, to)
+	if err != nil {
+		return err
+	}
+	var rel v1.ReleaseSpec
+	if err := json.Unmarshal(ro.Spec, &rel); err != nil {
+		return fmt.Errorf("release %s: %w", to, err)
+	}
+	if rel.Service != rec.Engine.Service {
+		return badRequest("rollback to release %q: it is a release of service %q, not %q", to, rel.Service, rec.Engine.Service)
+	}
+	all := runner.AllAtOnce()
+	spec := v1.RolloutSpec{Service: rec.Engine.Service, Release: to, StrategySpec: &all}
+	for n := 1; n < 100; n++ {
+		name := fmt.Sprintf("%s-rollback%d", to, n)
+		if len(name) > 63 {
+			name = fmt.Sprintf("%s-rollback%d", to[:63-len(fmt.Sprintf("-rollback%d", n))], n)
+		}
+		nr := &v1.Rollout{Metadata: v1.ObjectMeta{Name: name}, Spec: spec}
+		nr.Default()
+		so, err := prepare(nr)
+		if err != nil {
+			return err
+		}
+		so.Status = nil
+		_, err = s.store.Create(ctx, so, p.Actor())
+		if errors.Is(err, store.ErrAlreadyExists) {
+			continue
+		}
+		return err
+	}
+	return &apiError{code: http.StatusConflict, reason: v1.ReasonConflict, msg: "too many rollbacks of release " + to}
 }
 
 // rolloutErr words engine and runner errors for people and picks their HTTP code.

@@ -171,6 +171,19 @@ func TestRolloutActionErrors(t *testing.T) {
 	if ro, err := e.deploy.RolloutAction(ctx, "r", server.ActionAbort, ""); err != nil || ro.Status.Phase != v1.RolloutAborted {
 		t.Fatalf("abort = %v, %v; want Aborted", ro, err)
 	}
+	// Rollback of a finished rollout starts a new rollout of the target release, everywhere at once.
+	if _, err := e.store.Create(ctx, &store.Object{Kind: v1.KindRelease, Name: "web-0",
+		Spec: json.RawMessage(`{"service":"web","commit":{"sha":"0123456789abcdef0123456789abcdef01234567"},"serviceSpec":{"source":{"name":"shop"},"placement":{"clusterSelector":{}}}}`)}, testActor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.deploy.RolloutAction(ctx, "r", server.ActionRollback, "web-0"); err != nil {
+		t.Fatalf("rollback of a finished rollout: %v", err)
+	}
+	if o, err := e.admin.Get(ctx, v1.KindRollout, "web-0-rollback1"); err != nil {
+		t.Errorf("rollback of a finished rollout created no new rollout: %v", err)
+	} else if sp := o.(*v1.Rollout).Spec; sp.Release != "web-0" || sp.StrategySpec == nil || sp.StrategySpec.Waves[0].MaxParallel != "100%" {
+		t.Errorf("rollback rollout spec %+v; want web-0 to every cluster at once", sp)
+	}
 	// Retry of an aborted rollout starts a new one.
 	if _, err := e.deploy.RolloutAction(ctx, "r", server.ActionRetry, ""); err != nil {
 		t.Fatalf("retry: %v", err)

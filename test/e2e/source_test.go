@@ -31,11 +31,12 @@ data:
 `, ns, release)
 }
 
-// Given a Git repository served over HTTP, a server that may fetch from loopback, and one agent
-// per cluster of the local fleet, when a Source and a Service without a strategy are applied, then
-// the head commit is released and every cluster runs it, rendered with its own name; when a new
-// commit is pushed and the source's webhook is called, then a new release is cut and every agent
-// applies it and reports it. The CLI shows the source's commit, previews the service and diffs
+// Given a Git repository served over HTTP, a server that may fetch from loopback, and agents for
+// all but one cluster of the local fleet, when a Source and a Service without a strategy are
+// applied, then the head commit is released and every cluster runs it, rendered with its own
+// name; when the last cluster joins, it gets that release, rendered for it; when a new commit is
+// pushed and the source's webhook is called, then a new release is cut and every agent applies it
+// and reports it. The CLI shows the source's commit, previews the service and diffs
 // the two releases.
 func TestNewCommitIsReleasedAndApplied(t *testing.T) {
 	f := testfleet.Get(t)
@@ -52,7 +53,9 @@ func TestNewCommitIsReleasedAndApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServer(t, "--allow-local-sources", "--secrets-dir", secrets)
-	for _, c := range f.Clusters {
+	// The last cluster joins after the first release: placement gives it the current release.
+	early, late := f.Clusters[:len(f.Clusters)-1], f.Clusters[len(f.Clusters)-1]
+	for _, c := range early {
 		s.registerAndRunAgent(t, c.Name, c.Kubeconfig, "env=e2e")
 	}
 	objects := fmt.Sprintf(`apiVersion: flotilla.dev/v1alpha1
@@ -76,9 +79,24 @@ spec:
 	s.cli(t, "apply", "-f", file)
 
 	first := s.waitRelease(t, "")
-	for _, c := range f.Clusters {
+	for _, c := range early {
 		s.waitApplied(t, c, ns, first, "r1")
 	}
+	if first.Status.BundleFor(late.Name) != "" {
+		t.Fatalf("the first release has a bundle for %s, which had not joined", late.Name)
+	}
+	s.registerAndRunAgent(t, late.Name, late.Kubeconfig, "env=e2e")
+	eventually(t, 60*time.Second, "the first release is rendered for "+late.Name, func(ctx context.Context) error {
+		o, err := s.Admin.Get(ctx, "releases", first.Metadata.Name)
+		if err != nil {
+			return err
+		}
+		if first = o.(*v1.Release); first.Status.BundleFor(late.Name) == "" {
+			return fmt.Errorf("no bundle for %s yet", late.Name)
+		}
+		return nil
+	})
+	s.waitApplied(t, late, ns, first, "r1")
 	if out := s.cli(t, "get", "sources"); !strings.Contains(out, first.Spec.Commit.SHA[:12]) || !strings.Contains(out, "FETCHED") {
 		t.Errorf("get sources does not show the commit %s:\n%s", first.Spec.Commit.SHA[:12], out)
 	}

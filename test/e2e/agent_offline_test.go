@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -89,6 +90,16 @@ func TestAgentEnforcesOfflineAcrossRestartsAndReportsWhenTheServerIsBack(t *test
 		}
 		return reportSays(ctx, s, c.Name, "web-r1", digest)
 	})
+	out := s.cli(t, "describe", "cluster", c.Name)
+	for _, want := range []string{"Connectivity:   Connected", "Last offline:", "DriftCorrected web ConfigMap/" + ns + "/web-config",
+		"web-r1", "ConfigMap/" + ns + "/web-config"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe cluster lacks %q:\n%s", want, out)
+		}
+	}
+	if out := s.cli(t, "get", "clusters"); !regexp.MustCompile(c.Name + `\s+Ready\s+Healthy`).MatchString(out) {
+		t.Errorf("get clusters does not show %s Ready and Healthy:\n%s", c.Name, out)
+	}
 }
 
 // Given an agent applying a release of 400 ConfigMaps with its state in Secrets of the cluster,

@@ -118,7 +118,7 @@ func (n *narrator) rollout(r *v1.Rollout) {
 	}
 	for _, a := range st.Analyses {
 		for _, m := range a.Metrics {
-			key := a.ID + "/" + m.Name + "/" + m.Cluster
+			key := name + "/" + a.ID + "/" + m.Name + "/" + m.Cluster
 			for _, ms := range m.Measurements[min(n.measured[key], len(m.Measurements)):] {
 				val := ms.Raw
 				if ms.Value != nil {

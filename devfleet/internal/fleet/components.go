@@ -125,6 +125,12 @@ func runControllerManager(ctx context.Context, c *cluster) (<-chan error, error)
 		"--use-service-account-credentials=false",
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
+		// KWOK's simulated nodes renew their heartbeat less often than the node lifecycle
+		// controller's default grace period, so every ~55 s each node flapped NotReady and the
+		// controller marked its pods not ready for good (KWOK sets Ready only when a pod starts).
+		// Simulated nodes never fail: the grace periods are set out of reach.
+		"--node-monitor-grace-period=24h",
+		"--node-startup-grace-period=24h",
 	}
 	if err := parseFlags("kube-controller-manager", nfs, args); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
@@ -206,11 +207,12 @@ func (d *Dashboard) SetHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// WriteError answers r with an error page; a 401 shows the sign-in form instead.
+// WriteError answers r with an error page. A page asked for without a session is sent to the
+// sign-in form (and back after it); the live refresh and the event stream get a plain 401.
 func (d *Dashboard) WriteError(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	d.SetHeaders(w)
-	if code == http.StatusUnauthorized && r.Method == http.MethodGet {
-		d.renderLogin(w, r, code, "", r.URL.RequestURI())
+	if code == http.StatusUnauthorized && r.Method == http.MethodGet && r.Header.Get("X-Flotilla-Fragment") == "" && r.URL.Path != "/ui/events" {
+		http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
 	d.render(w, r, code, "error", nil, errorPage{Code: code, Status: http.StatusText(code), Message: msg})

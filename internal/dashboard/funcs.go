@@ -74,7 +74,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 			if s == nil {
 				return ""
 			}
-			return fmt.Sprintf(" step %d", *s+1)
+			return fmt.Sprintf(" %d", *s+1)
 		},
 		"drifted": func(objs []v1.ObjectReport) int {
 			n := 0

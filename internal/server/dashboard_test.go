@@ -167,8 +167,12 @@ func TestDashboardRoutesFollowTheRoles(t *testing.T) {
 					t.Errorf("%s (public) as %q: %d", rt.Pattern(), role, code)
 				}
 			case role == "":
-				if code != http.StatusUnauthorized {
-					t.Errorf("%s without a session: %d, want 401", rt.Pattern(), code)
+				want := http.StatusUnauthorized
+				if rt.Method == "GET" && rt.Path != "/ui/events" {
+					want = http.StatusSeeOther // to the sign-in form
+				}
+				if code != want {
+					t.Errorf("%s without a session: %d, want %d", rt.Pattern(), code, want)
 				}
 			case allowed:
 				if code == http.StatusUnauthorized || code == http.StatusForbidden || code >= 500 {
@@ -231,8 +235,8 @@ func TestDashboardRefusesForgedRequests(t *testing.T) {
 	}
 	// A tampered cookie is no session.
 	forged := &browser{t: t, e: e, cookie: &http.Cookie{Name: "flotilla_session", Value: admin.cookie.Value[:len(admin.cookie.Value)-2] + "AA"}}
-	if code, _, _ := forged.do("GET", "/ui/", nil, nil); code != http.StatusUnauthorized {
-		t.Errorf("tampered session cookie: %d, want 401", code)
+	if code, h, _ := forged.do("GET", "/ui/", nil, nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/ui/login?next=") {
+		t.Errorf("tampered session cookie: %d to %q, want 303 to the sign-in form", code, h.Get("Location"))
 	}
 	// Revoking the token ends the session.
 	toks, err := e.admin.Tokens(context.Background())
@@ -246,7 +250,7 @@ func TestDashboardRefusesForgedRequests(t *testing.T) {
 			}
 		}
 	}
-	if code, _, _ := other.do("GET", "/ui/", nil, nil); code != http.StatusUnauthorized {
+	if code, _, _ := other.do("GET", "/ui/", nil, map[string]string{"X-Flotilla-Fragment": "main"}); code != http.StatusUnauthorized {
 		t.Errorf("session of a revoked token: %d, want 401", code)
 	}
 }

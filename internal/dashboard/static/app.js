@@ -28,7 +28,7 @@
     });
   }
   function schedule() {
-    if (!timer) { timer = window.setTimeout(refresh, 150); }
+    if (!timer) { timer = window.setTimeout(refresh, 30); }
   }
   function refresh() {
     timer = null;

@@ -350,7 +350,7 @@ spec:
 func (d *demo) banner() {
 	fmt.Fprintf(d.opts.Out, `
   Flotilla demo is up.
-    dashboard:  %s/
+    dashboard:  %s/ui/ (sign in with the token below)
     login token: %s
     CLI:        export FLOTILLA_SERVER=%s FLOTILLA_TOKEN=%s
                 ./bin/flotilla get clusters; ./bin/flotilla get rollouts

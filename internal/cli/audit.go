@@ -40,11 +40,11 @@ object's labels, annotations and spec before and after.`,
 				return err
 			}
 			if opts.Kind != "" {
-				info, err := lookupKind(opts.Kind)
-				if err != nil {
-					return err
+				// Object kinds in any spelling; other names (Assignments, RolloutAudit, ...) are
+				// audit-only kinds the server checks.
+				if info, err := lookupKind(opts.Kind); err == nil {
+					opts.Kind = info.Kind
 				}
-				opts.Kind = info.Kind
 			}
 			c, err := g.client()
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -132,8 +133,10 @@ type network struct {
 	next       http.Handler
 	down       atomic.Bool
 	dropStatus atomic.Bool
-	mu         sync.Mutex
-	seqs       []int64 // seq of every status post that reached the server
+	// downAfterDrop takes the network down right after a dropped status answer.
+	downAfterDrop atomic.Bool
+	mu            sync.Mutex
+	seqs          []int64 // seq of every status post that reached the server
 }
 
 func (n *network) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +154,9 @@ func (n *network) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if n.dropStatus.CompareAndSwap(true, false) {
 			n.next.ServeHTTP(httptest.NewRecorder(), r)
+			if n.downAfterDrop.Load() {
+				n.down.Store(true)
+			}
 			hangUp(w)
 			return
 		}
@@ -482,4 +488,52 @@ func TestAgentResendsAnUnansweredReportWithItsSeq(t *testing.T) {
 			t.Errorf("seq went down: %v", s)
 		}
 	}
+}
+
+// A report without an answer is kept in the saved state: a restarted agent sends it first, with
+// its seq, and only then new reports with higher ones.
+func TestAgentResendsAnUnansweredReportAfterARestart(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	stop := e.runAgent(newFakeCluster(), state.NewDir(dir), "agent-1")
+	e.assign("web", "web-r1", false)
+	eventually(t, "a report", func() error { _, err := e.report(); return err })
+	e.net.downAfterDrop.Store(true)
+	e.net.dropStatus.Store(true)
+	eventually(t, "a report lost its answer", func() error {
+		if !e.net.down.Load() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	e.net.mu.Lock()
+	lost := e.net.seqs[len(e.net.seqs)-1]
+	before := len(e.net.seqs)
+	e.net.mu.Unlock()
+	eventually(t, "the unanswered report saved", func() error {
+		snap, err := state.NewDir(dir).Load(context.Background())
+		if err != nil {
+			return err
+		}
+		if snap.Pending == nil || snap.Pending.Seq != lost {
+			return fmt.Errorf("saved pending report %+v, want seq %d", snap.Pending, lost)
+		}
+		return nil
+	})
+	stop()
+	e.runAgent(newFakeCluster(), state.NewDir(dir), "agent-2")
+	e.net.downAfterDrop.Store(false)
+	e.net.down.Store(false)
+	eventually(t, "the restarted agent resends it, then reports anew", func() error {
+		e.net.mu.Lock()
+		defer e.net.mu.Unlock()
+		seqs := e.net.seqs[before:]
+		if len(seqs) < 2 {
+			return fmt.Errorf("status posts since the restart: %v", seqs)
+		}
+		if seqs[0] != lost || seqs[1] <= lost {
+			return fmt.Errorf("seqs %v: want %d again first, then higher ones", seqs, lost)
+		}
+		return nil
+	})
 }

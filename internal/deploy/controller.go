@@ -140,6 +140,10 @@ const (
 	keySource  = "source/"
 	keyService = "service/"
 	keyCluster = "cluster/"
+	// keyPlacement checks a service's placement against its current
+	// release once at start-up, for clusters that changed while no
+	// controller ran.
+	keyPlacement = "placement/"
 )
 
 // Trigger asks for an immediate fetch of source (a webhook arrived).
@@ -161,6 +165,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		for _, o := range objs {
 			c.enqueue(kind, o.Name)
+			if kind == v1.KindService {
+				c.q.add(keyPlacement + o.Name)
+			}
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -296,6 +303,8 @@ func (c *Controller) work(ctx context.Context) {
 			err = c.syncService(ctx, strings.TrimPrefix(key, keyService))
 		case strings.HasPrefix(key, keyCluster):
 			err = c.syncCluster(ctx, strings.TrimPrefix(key, keyCluster))
+		case strings.HasPrefix(key, keyPlacement):
+			err = c.checkPlacement(ctx, strings.TrimPrefix(key, keyPlacement))
 		}
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("deploy: "+key, "err", err)

@@ -34,7 +34,10 @@
 //     service without a strategy is released after its selector changed,
 //     the clusters its previous release ran on that are no longer targeted
 //     drop it in the same transaction; a deleted service is taken off every
-//     cluster any of its releases was placed on (its releases stay).
+//     cluster any of its releases was placed on (its releases stay). At
+//     start-up each service's selector is compared with the clusters its
+//     current release lists, so clusters that changed while no controller
+//     ran are placed too.
 //
 // # Release names and immutability
 //

@@ -158,3 +158,44 @@ func (c *Controller) unplace(ctx context.Context, service, cluster string) error
 	_, err = c.st.SetAssignments(ctx, []store.Assignment{{Cluster: cluster, Service: service}}, c.actor)
 	return err
 }
+
+// checkPlacement compares the clusters a service's selector picks with
+// those its current release lists and queues placement of every cluster
+// that differs: clusters that joined, or were relabelled, while no
+// controller ran. It costs one list of clusters, not a read per cluster.
+func (c *Controller) checkPlacement(ctx context.Context, service string) error {
+	svc, err := c.getService(ctx, service)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || svc.Status.CurrentRelease == "" {
+		return err
+	}
+	rel, err := c.getRelease(ctx, svc.Status.CurrentRelease)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, b := range rel.Status.Bundles {
+		for _, cl := range b.Clusters {
+			listed[cl] = true
+		}
+	}
+	targets, err := c.targets(ctx, svc.Spec.Placement.ClusterSelector)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if !listed[t.Name] {
+			c.q.add(keyCluster + t.Name)
+		}
+		delete(listed, t.Name)
+	}
+	for cl := range listed {
+		c.q.add(keyCluster + cl) // no longer selected, or deleted
+	}
+	return nil
+}

@@ -15,9 +15,11 @@ import (
 )
 
 // Given a release made and handed over by one controller, when the rollout
-// runner moves a cluster elsewhere and a new controller (a restart, with an
-// empty fetch cache) starts on the same store, then it finds the release of
-// the same commit, makes no other and does not hand it over again.
+// runner moves a cluster elsewhere and another cluster joins while no
+// controller runs, and a new controller (a restart, with an empty fetch
+// cache) starts on the same store, then it finds the release of the same
+// commit, makes no other and does not hand it over again, but places it on
+// the cluster that joined.
 func TestRestartDoesNotReleaseAgain(t *testing.T) {
 	repo := webRepo(t)
 	ctx := context.Background()
@@ -52,10 +54,12 @@ func TestRestartDoesNotReleaseAgain(t *testing.T) {
 	rel := e.latest("web", "")
 	stop()
 
-	// The rollout runner (or a person) takes prod-1 off the release.
+	// The rollout runner (or a person) takes prod-1 off the release, and
+	// prod-2 joins, while no controller runs.
 	if _, err := st.SetAssignments(ctx, []store.Assignment{{Cluster: "prod-1", Service: "web"}}, tester); err != nil {
 		t.Fatal(err)
 	}
+	e.put(cluster("prod-2", map[string]string{"env": "prod"}, map[string]string{"replicas": "5"}))
 	seq, err := st.LatestSeq(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -78,5 +82,8 @@ func TestRestartDoesNotReleaseAgain(t *testing.T) {
 	}
 	if r, _ := e.assigned("prod-1", "web"); r != "" {
 		t.Errorf("the restart handed %s over again to prod-1", r)
+	}
+	if r, _ := e.assigned("prod-2", "web"); r != rel.Metadata.Name {
+		t.Errorf("prod-2, which joined while no controller ran, runs %q, want %s", r, rel.Metadata.Name)
 	}
 }

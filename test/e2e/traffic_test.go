@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -677,4 +678,74 @@ func routeWeights(u *unstructured.Unstructured) map[string]int64 {
 		out[fmt.Sprint(m["name"])] = w
 	}
 	return out
+}
+
+// Given a canary rollout holding its 50% step behind a real HAProxy: when the server stops, someone
+// changes the weights by hand, and a new server starts on the same database, then the new server's
+// runner re-asserts the weights the rollout expects.
+func TestRestartedServerReassertsWeights(t *testing.T) {
+	strategy := `apiVersion: flotilla.dev/v1alpha1
+kind: RolloutStrategy
+metadata: {name: web-strategy}
+spec:
+  type: canary
+  trafficRouter: edge
+  waves:
+  - name: canary
+    clusters: {matchLabels: {ring: canary}}
+    steps:
+    - {weight: 50, bake: 10m}
+  - name: rest
+    clusters: {}
+`
+	x := newTrafficSetup(t, strategy, func(i int) []string {
+		if i == 0 {
+			return []string{"ring=canary"}
+		}
+		return []string{"ring=main"}
+	})
+	canary, others := x.names[0], x.names[1:]
+	rt, err := haproxy.NewClient(x.hap.RuntimeAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected := func(ctx context.Context) error {
+		w, err := effectiveWeights(ctx, rt)
+		if err != nil {
+			return err
+		}
+		if w[canary] != 128 || w[others[0]] != 64 || w[others[1]] != 64 {
+			return fmt.Errorf("HAProxy weights %v, want %s at 128 and the others at 64", w, canary)
+		}
+		return nil
+	}
+	x.startRollout(t)
+	eventually(t, 2*time.Minute, "the canary holds 50%", expected)
+
+	// Stop the server, then change the weights by hand.
+	dir := ""
+	for i, a := range x.s.proc.cmd.Args {
+		if a == "--data-dir" && i+1 < len(x.s.proc.cmd.Args) {
+			dir = x.s.proc.cmd.Args[i+1]
+		}
+	}
+	_ = x.s.proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-x.s.proc.exit:
+		x.s.proc.exit <- err // for the test's cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop within 30s of SIGTERM")
+	}
+	r := &haproxy.Router{Client: rt, Backend: "web"}
+	if err := r.SetWeights(x.ctx, map[string]int{canary: 10, others[0]: 200, others[1]: 200}); err != nil {
+		t.Fatal(err)
+	}
+	// A new server on the same database takes the runner over and puts the weights back.
+	restarted := time.Now()
+	p := start(t, "flotilla server (restarted)", "server", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	eventually(t, time.Minute, "the restarted server re-asserts the weights", expected)
+	t.Logf("weights re-asserted %s after the new server was started", time.Since(restarted).Round(time.Millisecond))
+	if !strings.Contains(p.output(), "rollout runner leads") {
+		t.Errorf("the restarted server does not say it leads the runner:\n%s", p.output())
+	}
 }

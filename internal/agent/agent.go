@@ -64,7 +64,6 @@ type Agent struct {
 	mu      sync.Mutex // serialises work on the cluster and the fields below
 	seq     int64
 	epoch   int64
-	cluster string
 	desired *v1.DesiredState                        // what is enforced
 	fresh   bool                                    // desired came from the server in this run (not from the saved state)
 	saved   *v1.DesiredState                        // the latest desired state whose bundles are all in the state store
@@ -77,10 +76,11 @@ type Agent struct {
 	offline   *v1.OfflinePeriod
 	last      *v1.OfflinePeriod
 	pending   *v1.AgentStatusReport
-	restarted bool  // started from a saved state and not yet heard by the server
-	refused   error // the server refused this agent (lease held by another, credential revoked)
-	savedKey  []byte
-	nextPass  time.Time
+	restarted bool   // started from a saved state and not yet heard by the server
+	refused   error  // the server refused this agent (lease held by another, credential revoked)
+	savedKey  []byte // the last saved snapshot, to skip writes that change nothing
+
+	nextPass time.Time // when Run, without the lease, next enforces offline; only Run uses it
 }
 
 // New returns an agent; Run starts it.
@@ -144,7 +144,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		b.Reset()
 		a.mu.Lock()
-		a.epoch, a.cluster, a.refused = lease.Epoch, lease.Cluster, nil
+		a.epoch, a.refused = lease.Epoch, nil
 		a.mu.Unlock()
 		a.o.Logger.Info("lease acquired", "cluster", lease.Cluster, "epoch", lease.Epoch)
 		err = a.hold(ctx, lease)

@@ -20,7 +20,7 @@
 // that reason rather than carry on. After each attempt the router's
 // status records the weights read back, or the reason of the failure.
 //
-// HasCapacity is the check made before draining: with weights
+// capacity.Check is the check made before draining: with weights
 // redistributed in proportion to the weights left, every cluster still in
 // rotation must stay within its declared capacity, the largest share of
 // the router's traffic (in percent) it can carry.

@@ -17,6 +17,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/store"
+	"flotilla.dev/flotilla/internal/traffic/capacity"
 	"flotilla.dev/flotilla/internal/traffic/gatewayapi"
 	"flotilla.dev/flotilla/internal/traffic/haproxy"
 	"flotilla.dev/flotilla/internal/traffic/webhook"
@@ -378,21 +379,21 @@ func (m *Manager) Ping(ctx context.Context, routerName string) error {
 
 // CheckCapacity says whether draining the clusters in drain leaves the
 // other clusters of current (the weights in force, in percent) within
-// their declared capacities in the router (see HasCapacity).
-func (m *Manager) CheckCapacity(ctx context.Context, routerName string, current []v1.TrafficWeight, drain []string) (CapacityResult, error) {
+// their declared capacities in the router (see capacity.Check).
+func (m *Manager) CheckCapacity(ctx context.Context, routerName string, current []v1.TrafficWeight, drain []string) (capacity.Result, error) {
 	clusters := make([]string, len(current))
 	for i, w := range current {
 		clusters[i] = w.Cluster
 	}
 	bk, err := m.backends(ctx, routerName, clusters)
 	if err != nil {
-		return CapacityResult{}, err
+		return capacity.Result{}, err
 	}
-	caps := make([]Capacity, len(current))
+	caps := make([]capacity.Cluster, len(current))
 	for i, w := range current {
-		caps[i] = Capacity{Cluster: w.Cluster, Weight: w.Weight, Capacity: bk[w.Cluster].Capacity}
+		caps[i] = capacity.Cluster{Name: w.Cluster, Weight: w.Weight, Capacity: bk[w.Cluster].Capacity}
 	}
-	return HasCapacity(caps, drain), nil
+	return capacity.Check(caps, drain), nil
 }
 
 // recordStatus writes the weights read back (merged into those recorded

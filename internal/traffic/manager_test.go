@@ -309,27 +309,6 @@ func TestManagerCapacity(t *testing.T) {
 	}
 }
 
-func TestHasCapacity(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		clusters []traffic.Capacity
-		drain    []string
-		ok       bool
-	}{
-		{"defaults carry everything", []traffic.Capacity{{"a", 50, 100}, {"b", 50, 100}}, []string{"a"}, true},
-		{"exactly at capacity", []traffic.Capacity{{"a", 50, 100}, {"b", 25, 50}, {"c", 25, 50}}, []string{"a"}, true},
-		{"one over", []traffic.Capacity{{"a", 50, 100}, {"b", 30, 50}, {"c", 20, 50}}, []string{"a"}, false},
-		{"last one", []traffic.Capacity{{"a", 100, 100}, {"b", 0, 100}}, []string{"a"}, false},
-		{"nothing carries traffic", []traffic.Capacity{{"a", 0, 10}, {"b", 0, 10}}, []string{"a"}, true},
-		{"already drained", []traffic.Capacity{{"a", 0, 10}, {"b", 100, 100}}, []string{"a"}, true},
-	} {
-		res := traffic.HasCapacity(tc.clusters, tc.drain)
-		if res.OK != tc.ok || (!res.OK && res.Reason == "") {
-			t.Errorf("%s: %+v, want OK %v", tc.name, res, tc.ok)
-		}
-	}
-}
-
 func TestManagerSharesUnderLoad(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()

@@ -73,6 +73,17 @@ func (c *Controller) place(ctx context.Context, service string, cl *v1.Cluster) 
 	if !selects(svc.Spec.Placement.ClusterSelector, cl.Metadata.Labels) {
 		return nil
 	}
+	// A release handed over (or a rollout's assignment made) since the
+	// caller looked wins: placement only fills a gap.
+	ds, err := c.st.Desired(ctx, cl.Metadata.Name)
+	if err != nil {
+		return err
+	}
+	for _, a := range ds.Assignments {
+		if a.Service == service {
+			return nil
+		}
+	}
 	relName := svc.Status.CurrentRelease
 	if relName == "" {
 		if svc.Status.LatestRelease == "" {

@@ -63,7 +63,7 @@ type Options struct {
 	Fetcher Fetcher
 	// WorkDir holds commit checkouts; the controller owns it.
 	WorkDir string
-	// Renderer renders and caches; nil makes one.
+	// Renderer renders and caches; nil makes one that keeps 256 entries.
 	Renderer *render.Renderer
 	// Secrets resolves webhook secrets; nil refuses every webhook.
 	Secrets WebhookSecrets
@@ -108,7 +108,10 @@ func New(opts Options) (*Controller, error) {
 		return nil, errors.New("deploy: Store, Fetcher and WorkDir are required")
 	}
 	if opts.Renderer == nil {
-		opts.Renderer = render.NewRenderer(render.Options{})
+		// RenderFleet shares renders within a call without the cache; across
+		// calls it only saves re-rendering for placement and previews, so a
+		// small cache bounds memory when clusters each get their own bundle.
+		opts.Renderer = render.NewRenderer(render.Options{CacheEntries: 256})
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 4

@@ -36,6 +36,9 @@
 // with the live object to name the drifted fields. With SelfHeal the drifted
 // objects are applied again (forcing conflicts) and reported as corrected.
 //
+// Services lists the services that have an inventory in the cluster, so that
+// the agent can remove a service that was unassigned while it was down.
+//
 // # Invariants
 //
 //   - Nothing is pruned when the desired set is empty unless the request says

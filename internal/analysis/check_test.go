@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -23,11 +24,17 @@ func TestCheckNamesEveryBrokenField(t *testing.T) {
 	if err == nil {
 		t.Fatal("Check passed a broken template")
 	}
-	for _, w := range []string{"spec.args[0].value", "spec.metrics[1]: successCondition", "spec.metrics[1].provider.prometheus.query",
+	for _, w := range []string{"spec.args[0].value", "spec.metrics[1].successCondition", "spec.metrics[1].provider.prometheus.query",
 		"spec.metrics[2].provider.webhook.url", "spec.metrics[2].provider.webhook.jsonPath", "spec.metrics[3].provider.job.template"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("Check error does not name %s:\n%v", w, err)
 		}
+	}
+	var ve *v1.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 6 {
+		t.Errorf("Check error is not a ValidationError with one field per problem (6): %#v", err)
+	} else if ve.Fields[1].Path != "spec.metrics[1].successCondition" {
+		t.Errorf("second field is %q, want spec.metrics[1].successCondition", ve.Fields[1].Path)
 	}
 	if strings.Contains(err.Error(), "spec.metrics[0]") {
 		t.Errorf("Check blamed the good metric:\n%v", err)

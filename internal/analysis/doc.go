@@ -35,7 +35,9 @@
 //     result == 1.0.
 //
 // Check(spec) finds broken conditions, templates and JSON paths without
-// measuring, for validation when a template is applied.
+// measuring, as a *v1.ValidationError naming each field; the server runs
+// it whenever a template is created, updated or applied and refuses the
+// template (422, nothing written).
 //
 // # Verdicts and counting
 //

@@ -49,6 +49,9 @@ func prepare(obj v1.Object) (*store.Object, error) {
 	if err := obj.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkKind(obj); err != nil {
+		return nil, err
+	}
 	so, err := toStore(obj)
 	if err != nil {
 		return nil, err

@@ -48,6 +48,8 @@ type seenReleases struct {
 	mu   sync.Mutex
 	seen map[string][]string
 	now  map[string]string
+	// since is when each cluster's ConfigMap was first seen saying what it says now.
+	since map[string]time.Time
 }
 
 func (s *seenReleases) get(cluster string) (now string, ever []string) {
@@ -68,7 +70,7 @@ func newRolloutFixture(t *testing.T) *rolloutFixture {
 	}
 	x := &rolloutFixture{t: t, f: f, ns: f.Namespace(t), dataDir: t.TempDir(), prom: prom, clusters: f.Clusters[:3],
 		tokens: map[string]string{}, states: map[string]string{}, agents: map[string]*process{},
-		seen: &seenReleases{seen: map[string][]string{}, now: map[string]string{}}, bad: map[string]bool{}}
+		seen: &seenReleases{seen: map[string][]string{}, now: map[string]string{}, since: map[string]time.Time{}}, bad: map[string]bool{}}
 	x.s = startServerIn(t, x.dataDir, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -167,6 +169,9 @@ func (x *rolloutFixture) follow(ctx context.Context, c *testfleet.Cluster) {
 		if cm, err := c.Client.CoreV1().ConfigMaps(x.ns).Get(ctx, "web-config", metav1.GetOptions{}); err == nil {
 			rel := cm.Data["release"]
 			x.seen.mu.Lock()
+			if x.seen.now[c.Name] != rel {
+				x.seen.since[c.Name] = time.Now()
+			}
 			x.seen.now[c.Name] = rel
 			if !slices.Contains(x.seen.seen[c.Name], rel) {
 				x.seen.seen[c.Name] = append(x.seen.seen[c.Name], rel)
@@ -318,9 +323,34 @@ func TestRolloutGoodReleaseReachesEveryWave(t *testing.T) {
 		}
 	}
 	x.rollout("web-r2", "")
+	// A person follows it with the CLI; not on a terminal, it prints a line per change and ends
+	// with the rollout.
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer wcancel()
+	watch := exec.CommandContext(wctx, flotillaBinary(t), "rollout", "status", "web-r2", "--watch", "--server", x.s.URL, "--token", x.s.Token)
+	watch.Env = append(watch.Environ(), "FLOTILLA_CONFIG="+filepath.Join(t.TempDir(), "config.yaml"))
+	watched := make(chan string, 1)
+	go func() {
+		out, err := watch.CombinedOutput()
+		if err != nil {
+			out = append(out, []byte("\nerror: "+err.Error())...)
+		}
+		watched <- string(out)
+	}()
 	st := x.waitPhase("web-r2", 4*time.Minute, v1.RolloutSucceeded)
 	for _, c := range x.names {
 		eventually(t, time.Minute, c+" runs web-r2", func(ctx context.Context) error { return x.runsHealthy(ctx, c, "web-r2") })
+	}
+	select {
+	case out := <-watched:
+		for _, want := range []string{"rollout web-r2 Progressing", "wave eu", "gate canary/step 0 analysis Passed",
+			"cluster " + x.names[2] + " Healthy release web-r2", "rollout web-r2 Succeeded"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("rollout status --watch did not print %q:\n%s", want, out)
+			}
+		}
+	case <-time.After(time.Minute):
+		t.Errorf("rollout status --watch did not end with the rollout")
 	}
 	if len(st.Analyses) != 1 || st.Analyses[0].Phase != v1.GatePassed {
 		t.Errorf("analyses %+v; want one passed run", st.Analyses)
@@ -372,7 +402,12 @@ func TestRolloutBadReleaseRollsBackAutomatically(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("failed analysis to every touched cluster healthy on web-r1: %s", st.RestoredAt.Sub(*st.FailedAt).Round(time.Millisecond))
+	x.seen.mu.Lock()
+	back := x.seen.since[x.names[0]]
+	x.seen.mu.Unlock()
+	t.Logf("failed analysis to every touched cluster healthy on web-r1 (as the server saw the agents' reports): %s; "+
+		"to the canary's ConfigMap saying web-r1 again (as the test saw it, polling every 50ms): %s",
+		st.RestoredAt.Sub(*st.FailedAt).Round(time.Millisecond), back.Sub(*st.FailedAt).Round(time.Millisecond))
 	if got := x.assignedByRollout(ctx, "web-r2", "web-r2"); !slices.Equal(got, x.names[:1]) {
 		t.Errorf("clusters assigned web-r2: %v; want only the canary %s", got, x.names[0])
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	ProgressInterval time.Duration
 	// TrafficTimeout bounds one SetWeights call. Default 10s.
 	TrafficTimeout time.Duration
+	// CommitParallelism is how many rollouts' transitions are written at
+	// once. Default 8.
+	CommitParallelism int
 }
 
 func (o *Options) setDefaults() {
@@ -84,6 +87,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.TrafficTimeout <= 0 {
 		o.TrafficTimeout = 10 * time.Second
+	}
+	if o.CommitParallelism <= 0 {
+		o.CommitParallelism = 8
 	}
 }
 
@@ -472,24 +478,40 @@ func (l *leader) cycle(ctx context.Context) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	// Transitions are written a batch at a time; analysis results that
+	// arrive meanwhile are stepped between batches.
+	var batch []*entry
+	flush := func() {
+		l.commitAll(ctx, batch, now)
+		for _, e := range batch {
+			if l.entries[e.name] == e && e.rec != nil {
+				l.effects(ctx, e)
+			}
+		}
+		batch = batch[:0]
+		l.urgent(ctx)
+	}
 	for _, n := range names {
 		e := l.entries[n]
 		if e == nil || e.rec == nil || ctx.Err() != nil {
 			continue
 		}
 		l.feed(e, now)
-		if len(e.pending) > 0 || (e.progressDirty && now.Sub(e.lastProgress) >= l.o.ProgressInterval) {
-			if now.Before(e.retryAt) {
-				continue
+		if (len(e.pending) > 0 || (e.progressDirty && now.Sub(e.lastProgress) >= l.o.ProgressInterval)) && !now.Before(e.retryAt) {
+			batch = append(batch, e)
+			if len(batch) >= commitBatch {
+				flush()
 			}
-			l.commit(ctx, e, now)
+			continue
 		}
-		if l.entries[n] != nil && e.rec != nil {
-			l.effects(ctx, e)
-		}
-		l.urgent(ctx)
+		l.effects(ctx, e)
 	}
+	flush()
 }
+
+// commitBatch bounds the transitions written between two looks at the
+// analysis results.
+const commitBatch = 32
 
 // drain files the analysis progress and results that arrived.
 func (l *leader) drain() {
@@ -725,11 +747,62 @@ func (e *entry) nextTimer() (time.Time, bool) {
 	return best, !best.IsZero()
 }
 
+
+// job is one rollout's transition on its way to the store.
+type job struct {
+	e     *entry
+	now   time.Time
+	evs   []rollout.Event
+	next  *Record
+	acts  []rollout.Action
+	audit *Audit
+	res   *store.TransitionResult
+	err   error
+}
+
 // commit steps the rollout through its pending events and writes the
 // transition.
 func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
+	if j := l.prepare(e, now); j != nil {
+		l.writeJob(ctx, j)
+		l.finish(ctx, j)
+	}
+}
+
+// commitAll commits the transitions of es, writing up to
+// CommitParallelism of them at once (PostgreSQL commits concurrent writes
+// in one transaction; SQLite queues them), then applies the results in
+// order.
+func (l *leader) commitAll(ctx context.Context, es []*entry, now time.Time) {
+	var jobs []*job
+	for _, e := range es {
+		if j := l.prepare(e, now); j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	sem := make(chan struct{}, max(1, l.o.CommitParallelism))
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			l.writeJob(ctx, j)
+		}()
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		l.finish(ctx, j)
+	}
+}
+
+// prepare steps e's pending events; it returns nil, clearing them, when
+// the step changed nothing worth writing.
+func (l *leader) prepare(e *entry, now time.Time) *job {
 	evs := e.pending
 	t0 := time.Now()
+	defer func() { l.r.stepNanos.Add(int64(time.Since(t0))) }()
 	next, acts, errs, _ := step(e.rec, evs, now, false)
 	for id, run := range e.runs {
 		next.mergeRun(id, run)
@@ -740,7 +813,7 @@ func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 	if len(acts) == 0 && sameRecord(e.rec, next) {
 		e.pending, e.runs, e.progressDirty, e.pauseReason = nil, nil, false, ""
 		e.lastProgress = now
-		return
+		return nil
 	}
 	var audit *Audit
 	for _, ev := range evs {
@@ -755,30 +828,46 @@ func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 			audit = auditOf(Actor, evs, acts, errs)
 		}
 	}
+	return &job{e: e, now: now, evs: evs, next: next, acts: acts, audit: audit}
+}
+
+// writeJob writes a prepared transition; it touches nothing of the
+// leader's, so several may run at once.
+func (l *leader) writeJob(ctx context.Context, j *job) {
 	fence := l.fence
-	fence.Now = now
+	fence.Now = j.now
 	t1 := time.Now()
-	l.r.stepNanos.Add(int64(t1.Sub(t0)))
-	res, err := l.r.c.commit(ctx, e.obj, next, acts, audit, Actor, &fence)
+	j.res, j.err = l.r.c.commit(ctx, j.e.obj, j.next, j.acts, j.audit, Actor, &fence)
 	l.r.commitNanos.Add(int64(time.Since(t1)))
+}
+
+// finish applies a written transition to the leader's view of its
+// rollout.
+func (l *leader) finish(ctx context.Context, j *job) {
+	e, now := j.e, j.now
 	switch {
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(j.err, store.ErrConflict):
 		// Someone else wrote the rollout (a person's action) or the
 		// leadership is gone: read it again and feed the statuses afresh.
 		l.reloadOne(ctx, e)
 		return
-	case err != nil:
+	case j.err != nil:
 		e.failures++
 		e.retryAt = now.Add(min(time.Duration(1<<min(e.failures, 5))*time.Second, 30*time.Second))
-		l.o.Logger.Warn("rollout runner: commit", "rollout", e.name, "err", err, "retry", e.retryAt.Sub(now))
+		l.o.Logger.Warn("rollout runner: commit", "rollout", e.name, "err", j.err, "retry", e.retryAt.Sub(now))
 		return
 	}
 	l.r.transitions.Add(1)
 	e.failures, e.retryAt = 0, time.Time{}
-	e.obj, e.rec = res.Rollout, next
-	e.pending, e.runs, e.progressDirty, e.pauseReason = nil, nil, false, ""
+	e.obj, e.rec = j.res.Rollout, j.next
+	// Events that arrived while the transition was written stay pending.
+	e.pending = e.pending[len(j.evs):]
+	if len(e.pending) == 0 {
+		e.pending = nil
+	}
+	e.runs, e.progressDirty, e.pauseReason = nil, false, ""
 	e.lastProgress = now
-	for _, a := range acts {
+	for _, a := range j.acts {
 		if t, ok := a.(rollout.SetTimer); ok {
 			e.timers = append(e.timers, t.At)
 		}
@@ -786,7 +875,7 @@ func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 			l.o.Logger.Info("rollout", "rollout", e.name, "message", n.Message)
 		}
 	}
-	if next.Done() {
+	if j.next.Done() {
 		l.drop(e)
 	}
 }

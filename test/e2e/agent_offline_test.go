@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,7 +105,8 @@ func TestAgentEnforcesOfflineAcrossRestartsAndReportsWhenTheServerIsBack(t *test
 }
 
 // Given an agent applying a release of 400 ConfigMaps with its state in Secrets of the cluster,
-// when it is killed (SIGKILL) in the middle of the apply and started again, then it converges:
+// when it is killed (SIGKILL) in the middle of the apply and started again (as the agent-only
+// binary, flotilla-agent), then it converges:
 // every object applied, the inventory holds each object once, and its reports carry a seq above
 // the ones before the kill, one entry per service and object.
 func TestAgentKilledMidApplyConvergesAfterRestart(t *testing.T) {
@@ -149,7 +152,8 @@ func TestAgentKilledMidApplyConvergesAfterRestart(t *testing.T) {
 	}
 	t.Logf("killed the agent with %d of %d ConfigMaps applied", atKill, n)
 
-	restarted := runAgentWith(t, s, c, token, "--state-namespace", ns)
+	// The restart runs the agent-only binary on the state the first one left: same flags, same state.
+	restarted := runAgentWith(t, s, c, token, "--state-namespace", ns, "--binary", agentBinary(t))
 	eventually(t, 120*time.Second, "the restarted agent converges and reports", func(ctx context.Context) error {
 		if got := countConfigMaps(ctx, t, c, ns, "big-"); got != n {
 			return fmt.Errorf("%d of %d ConfigMaps", got, n)
@@ -292,15 +296,74 @@ func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-var agentSeq int
+var (
+	agentSeq       int
+	agentBuildOnce sync.Once
+	agentBin       string
+	agentBuildErr  error
+)
 
-// runAgentWith runs the agent of cluster c with a holder of its own and the given state flags.
-func runAgentWith(t *testing.T, s *server, c *testfleet.Cluster, token string, stateFlags ...string) *process {
+// agentBinary builds cmd/flotilla-agent, the agent-only binary, once per test binary.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	agentBuildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flotilla-agent-e2e-")
+		if err != nil {
+			agentBuildErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "flotilla-agent")
+		if out, err := exec.Command("go", "build", "-o", agentBin, "flotilla.dev/flotilla/cmd/flotilla-agent").CombinedOutput(); err != nil {
+			agentBuildErr = fmt.Errorf("go build flotilla-agent: %v\n%s", err, out)
+		}
+	})
+	if agentBuildErr != nil {
+		t.Fatal(agentBuildErr)
+	}
+	return agentBin
+}
+
+// runAgentWith runs the agent of cluster c with a holder of its own and the given state flags;
+// "--binary PATH" among them runs another binary (taking the same arguments) than flotilla.
+func runAgentWith(t *testing.T, s *server, c *testfleet.Cluster, token string, flags ...string) *process {
 	t.Helper()
 	agentSeq++
+	bin := ""
+	if i := slices.Index(flags, "--binary"); i >= 0 {
+		bin = flags[i+1]
+		flags = slices.Delete(slices.Clone(flags), i, i+2)
+	}
 	args := append([]string{"agent", "--server", s.URL, "--token", token, "--kubeconfig", c.Kubeconfig,
-		"--observe-interval", "1s", "--holder", fmt.Sprintf("e2e-%s-%d-%d", c.Name, time.Now().UnixNano(), agentSeq)}, stateFlags...)
-	return start(t, "agent "+c.Name, args...)
+		"--observe-interval", "1s", "--holder", fmt.Sprintf("e2e-%s-%d-%d", c.Name, time.Now().UnixNano(), agentSeq)}, flags...)
+	if bin == "" {
+		return start(t, "agent "+c.Name, args...)
+	}
+	return startBinary(t, bin, filepath.Base(bin)+" "+c.Name, args...)
+}
+
+// startBinary is start for another binary than flotilla: stopped with SIGTERM when the test ends.
+func startBinary(t *testing.T, bin, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), exit: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.exit <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exit:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			t.Errorf("%s did not stop within 20s of SIGTERM", name)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.output())
+		}
+	})
+	return p
 }
 
 // releaseOf creates a Release of service, with self-heal as given, whose one bundle, carried

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
@@ -32,6 +34,9 @@ type Backend interface {
 	// AgentReports returns the latest report of each named cluster that has one; no names
 	// returns all.
 	AgentReports(ctx context.Context, clusters ...string) (map[string]*v1.AgentReport, error)
+	// ServiceStates returns, per cluster, what each service runs there as its agent last
+	// reported it: the short form of every report, for pages about many clusters.
+	ServiceStates(ctx context.Context) (map[string][]ServiceState, error)
 	Services(ctx context.Context) ([]v1.Service, error)
 	Service(ctx context.Context, name string) (*v1.Service, error)
 	// Releases and Rollouts return those of one service, or all with service "".
@@ -61,6 +66,13 @@ type AuditQuery struct {
 	Since       time.Time
 	After       int64
 	Limit       int
+}
+
+// ServiceState is what one service runs on one cluster.
+type ServiceState struct {
+	Service, Release, Health string
+	// Drifted counts objects that differ from what was applied; Errors the errors met.
+	Drifted, Errors int
 }
 
 // Change is one entry of the event log as open pages need it: what changed, not how.
@@ -260,7 +272,18 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, nam
 		http.Error(w, "dashboard: render "+name+": "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Add("Vary", "Accept-Encoding")
+	// A fleet page of 1,000 clusters is about half a megabyte of HTML; compressed, a tenth.
+	if buf.Len() > 8<<10 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		w.WriteHeader(code)
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		_, _ = zw.Write(buf.Bytes())
+		_ = zw.Close()
+		return
+	}
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
 }

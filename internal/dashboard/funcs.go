@@ -93,7 +93,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 			return append(out, "Token", "AgentCredential", "Assignments", "Bundle", "AgentStatus", "RolloutAudit")
 		},
 		"sinceOptions": func() []string { return []string{"1h", "24h", "7d", "30d", "all"} },
-		"svc":          func(m map[string]svcState, name string) svcState { return m[name] },
+		"svc":          func(m map[string]ServiceState, name string) ServiceState { return m[name] },
 		"terminal":     func(p v1.RolloutPhase) bool { return p.Terminal() },
 		"commitTime":   func(c v1.Commit) *time.Time { return c.Time },
 	}

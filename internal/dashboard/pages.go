@@ -27,16 +27,13 @@ func sortedKV(m map[string]string) []kv {
 	return out
 }
 
-// svcState is what one service runs on one cluster, as its agent reports it.
-type svcState struct{ Release, Health string }
-
 type fleetRow struct {
 	Name     string
 	Labels   []kv
 	Phase    string // agent connectivity
 	Health   string
 	LastSeen *time.Time
-	Services map[string]svcState
+	Services map[string]ServiceState
 }
 
 type fleetPage struct {
@@ -83,7 +80,7 @@ func (d *Dashboard) fleet(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return err
 	}
 	page.Total = len(cls)
-	reports, err := d.opts.Backend.AgentReports(ctx)
+	states, err := d.opts.Backend.ServiceStates(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,18 +90,16 @@ func (d *Dashboard) fleet(w http.ResponseWriter, r *http.Request, p *auth.Princi
 			continue
 		}
 		row := fleetRow{Name: c.Metadata.Name, Labels: sortedKV(c.Metadata.Labels), Phase: string(c.Status.Phase),
-			Health: c.Status.Health, LastSeen: c.Status.LastSeen, Services: map[string]svcState{}}
+			Health: c.Status.Health, LastSeen: c.Status.LastSeen, Services: map[string]ServiceState{}}
 		if row.Phase == "" {
 			row.Phase = string(v1.ClusterPending)
 		}
 		if row.Health == "" {
 			row.Health = v1.HealthUnknown
 		}
-		if rep := reports[c.Metadata.Name]; rep != nil {
-			for _, sv := range rep.Report.Services {
-				row.Services[sv.Service] = svcState{sv.Release, sv.Health}
-				services[sv.Service] = true
-			}
+		for _, sv := range states[c.Metadata.Name] {
+			row.Services[sv.Service] = sv
+			services[sv.Service] = true
 		}
 		phases[row.Phase]++
 		healths[row.Health]++
@@ -198,13 +193,13 @@ func (d *Dashboard) service(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err != nil {
 		return err
 	}
-	reports, err := d.opts.Backend.AgentReports(ctx)
+	states, err := d.opts.Backend.ServiceStates(ctx)
 	if err != nil {
 		return err
 	}
 	running := map[string][]string{}
-	for cluster, rep := range reports {
-		for _, sv := range rep.Report.Services {
+	for cluster, svs := range states {
+		for _, sv := range svs {
 			if sv.Service == name && sv.Release != "" {
 				running[sv.Release] = append(running[sv.Release], cluster)
 			}

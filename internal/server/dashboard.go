@@ -172,6 +172,26 @@ func (b *dashboardBackend) AgentReports(ctx context.Context, clusters ...string)
 	return out, nil
 }
 
+func (b *dashboardBackend) ServiceStates(ctx context.Context) (map[string][]dashboard.ServiceState, error) {
+	sts, err := b.s.store.AgentStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]dashboard.ServiceState, len(sts))
+	for name, st := range sts {
+		var sum statusSummary
+		if len(st.Summary) > 0 {
+			if err := json.Unmarshal(st.Summary, &sum); err != nil {
+				return nil, fmt.Errorf("agent summary of %s: %w", name, err)
+			}
+		}
+		for _, sv := range sum.Services {
+			out[name] = append(out[name], dashboard.ServiceState{Service: sv.Service, Release: sv.Release, Health: sv.Health, Drifted: sv.Drifted, Errors: sv.Errors})
+		}
+	}
+	return out, nil
+}
+
 func (b *dashboardBackend) Services(ctx context.Context) ([]v1.Service, error) {
 	return listTyped[v1.Service](ctx, b.s, v1.KindService, nil)
 }

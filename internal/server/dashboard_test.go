@@ -17,7 +17,7 @@ import (
 
 // browser is a cookie-keeping HTTP client of the dashboard that does not follow redirects.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	e      *env
 	cookie *http.Cookie
 	csrf   string
@@ -56,7 +56,7 @@ func (b *browser) do(method, path string, form url.Values, hdr map[string]string
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // signIn signs in to the dashboard with the token of role and keeps the session and CSRF token.
-func signIn(t *testing.T, e *env, role string) *browser {
+func signIn(t testing.TB, e *env, role string) *browser {
 	t.Helper()
 	b := &browser{t: t, e: e}
 	code, h, body := b.do("POST", "/ui/login", url.Values{"token": {e.secrets[role]}, "next": {"/ui/"}}, nil)
@@ -120,7 +120,7 @@ func dashboardFixture(t *testing.T, e *env) {
 		Objects: []v1.ObjectReport{{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "web", Health: v1.HealthDegraded, Drifted: true, Message: hostile}},
 		Errors:  []v1.AgentError{{Object: "apps/Deployment/web/web", Message: hostile}}}}})
 	if _, err := e.store.RecordAgentStatus(ctx, store.AgentStatus{Cluster: "prod-eu-1", Seq: 1, Epoch: 1, Health: v1.HealthDegraded, Report: report,
-		Summary: json.RawMessage(`{}`), LastHeartbeat: time.Now()}); err != nil {
+		Summary: json.RawMessage(`{"health":"Degraded","services":[{"service":"web","release":"web-1","health":"Degraded","drifted":1,"errors":1}]}`), LastHeartbeat: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	startedRollout(t, e, "web-1", []string{"deployer"})

@@ -29,9 +29,10 @@
 //     report, a stale one, another release or Unknown is no data.
 //     Default conditions: success result == 1.0, failure result == 0.0;
 //   - job: a Kubernetes Job run in the cluster through its agent (see
-//     job.go): 1 when it completed, 0 when it failed. kstatus calls a Job
-//     that merely started Current (Healthy), so completion is read from
-//     its "Job Completed" message. Default condition: success
+//     job.go): 1 when it completed, 0 when it failed, read from the Job's
+//     health in the agent report (a running Job is Progressing, a
+//     completed one Healthy; the "Job Completed" message is checked too,
+//     for agents older than that rule). Default condition: success
 //     result == 1.0.
 //
 // Check(spec) finds broken conditions, templates and JSON paths without

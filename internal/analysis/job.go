@@ -112,10 +112,9 @@ func (m *jobMeasurer) jobNamespace(ctx context.Context, service string) (string,
 // measure runs the n-th Job: it stores a bundle holding only the Job
 // (named <name>-<hash>-<n>, so measurements never reuse a Job), assigns it
 // to the cluster as the temporary service, waits until the agent reports
-// the Job completed (Healthy with kstatus' "Job Completed" message) or
-// Failed, and removes
-// the assignment again, which makes the agent delete the Job. The result
-// is 1 for a completed Job, 0 for a failed one. An apply error reported
+// the Job completed (Healthy) or Failed, and removes the assignment again,
+// which makes the agent delete the Job. The result is 1 for a completed
+// Job, 0 for a failed one. An apply error reported
 // by the agent is an error; no verdict within Options.JobTimeout is no
 // data (the agent may be unreachable).
 func (m *jobMeasurer) measure(ctx context.Context, n int) (any, error) {
@@ -212,9 +211,10 @@ func (m *jobMeasurer) readJob(ctx context.Context, release, name string) (any, s
 }
 
 // jobCompleted starts the health message of a Job whose Complete
-// condition is true. kstatus calls a Job Current (Healthy) as soon as it
-// has started ("Job in progress. ..."), so Healthy alone does not mean
-// that it succeeded; the message tells the two apart.
+// condition is true. The agent reports a running Job Progressing and only a
+// completed one Healthy (internal/agent/health); the message is checked
+// too because agents built before that rule report a merely started Job
+// Healthy ("Job in progress. ..."), and such a Job must not pass.
 const jobCompleted = "Job Completed"
 
 // jobName is <base>-<suffix>-<n>, with base cut so the whole stays a

@@ -5,7 +5,9 @@
 // server. It asks kstatus (github.com/fluxcd/cli-utils/pkg/kstatus) first and
 // then applies Flotilla's per-kind rules where kstatus is too coarse (a
 // Deployment whose rollout finished but which lost available replicas is
-// Degraded, not Progressing). A missing object is Degraded: it should exist.
+// Degraded, not Progressing; a started Job is Progressing until its Complete
+// condition, not Healthy as kstatus has it). A missing object is Degraded:
+// it should exist.
 //
 // Invariants: the values are totally ordered, Healthy < Progressing <
 // Unknown < Degraded < Failed, and a roll-up is always the worst of its parts,

@@ -83,6 +83,7 @@ func Compute(u *unstructured.Unstructured) Result {
 var rules = map[string]func(*unstructured.Unstructured, Result) Result{
 	"Deployment.apps":  degradedAfterRollout,
 	"StatefulSet.apps": degradedAfterRollout,
+	"Job.batch":        jobOutcome,
 }
 
 // degradedAfterRollout marks a workload Degraded when its controller has

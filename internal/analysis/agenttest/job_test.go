@@ -197,6 +197,18 @@ func TestJobProviderOnTheLocalFleet(t *testing.T) {
 			}
 			return errors.New("not yet")
 		})
+		// The Job has started and its pod cannot be scheduled: the agent
+		// reports it Progressing, not Healthy (kstatus' Current).
+		eventually(t, 60*time.Second, "the agent reports the running Job Progressing", func(ctx context.Context) error {
+			o, err := reportedJob(ctx, st, c.Name)
+			if err != nil {
+				return err
+			}
+			if o.Health != v1.HealthProgressing || !strings.Contains(o.Message, "Job in progress") {
+				return fmt.Errorf("reported %s %q, want Progressing \"Job in progress\"", o.Health, o.Message)
+			}
+			return nil
+		})
 		rcancel()
 		select {
 		case run := <-done:
@@ -208,6 +220,29 @@ func TestJobProviderOnTheLocalFleet(t *testing.T) {
 		}
 		eventually(t, 60*time.Second, "the Job and its assignment are removed", noAnalysisLeft)
 	})
+}
+
+// reportedJob is the analysis Job in the cluster's latest agent report.
+func reportedJob(ctx context.Context, st store.Store, cluster string) (v1.ObjectReport, error) {
+	sts, err := st.AgentStatuses(ctx, cluster)
+	if err != nil {
+		return v1.ObjectReport{}, err
+	}
+	var rep v1.AgentStatusReport
+	if err := json.Unmarshal(sts[cluster].Report, &rep); err != nil {
+		return v1.ObjectReport{}, fmt.Errorf("no agent report yet: %w", err)
+	}
+	for _, s := range rep.Services {
+		if !strings.HasPrefix(s.Service, analysis.JobServicePrefix) {
+			continue
+		}
+		for _, o := range s.Objects {
+			if o.Kind == "Job" {
+				return o, nil
+			}
+		}
+	}
+	return v1.ObjectReport{}, errors.New("no analysis Job in the agent report yet")
 }
 
 // eventually polls cond until it returns nil or the time is up.

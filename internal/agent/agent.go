@@ -324,7 +324,9 @@ func (a *Agent) converge(ctx context.Context, st *v1.DesiredState, fresh bool) {
 }
 
 // keep makes st the saved desired state when every bundle it names is in the state store, and
-// then drops the bundles it no longer names. a.mu is held.
+// then drops the bundles it no longer names. When st cannot be saved, no desired state is saved
+// at all: a restarted agent must not take an older state for the last one and roll back to it
+// without the server's word. a.mu is held.
 func (a *Agent) keep(ctx context.Context, st *v1.DesiredState) {
 	if a.o.State == nil {
 		return
@@ -332,7 +334,10 @@ func (a *Agent) keep(ctx context.Context, st *v1.DesiredState) {
 	var digests []string
 	for _, as := range st.Assignments {
 		if !a.stored[as.Bundle] {
-			a.o.Logger.Warn("desired state not saved: a bundle is missing from the state store", "bundle", as.Bundle, "state", a.o.State.String())
+			a.o.Logger.Warn("desired state not saved (a bundle is missing from the state store): an agent restarted without the server will enforce nothing",
+				"bundle", as.Bundle, "state", a.o.State.String())
+			a.saved = nil
+			a.persist(ctx)
 			return
 		}
 		digests = append(digests, as.Bundle)

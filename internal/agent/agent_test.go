@@ -335,9 +335,16 @@ func TestAgentEnforcesItsLastDesiredStateWhileTheServerIsAway(t *testing.T) {
 
 	e.net.down.Store(true)
 	fc.drift("web")
-	eventually(t, "drift corrected with the server away", func() error {
+	eventually(t, "drift corrected with the server away, and recorded", func() error {
 		if _, _, n := fc.snapshot(); n != 1 {
 			return fmt.Errorf("%d corrections", n)
+		}
+		snap, err := state.NewDir(dir).Load(context.Background())
+		if err != nil {
+			return err
+		}
+		if snap.Offline == nil || snap.Offline.Corrections != 1 {
+			return fmt.Errorf("saved offline period %+v", snap.Offline)
 		}
 		return nil
 	})
@@ -531,9 +538,68 @@ func TestAgentResendsAnUnansweredReportAfterARestart(t *testing.T) {
 		if len(seqs) < 2 {
 			return fmt.Errorf("status posts since the restart: %v", seqs)
 		}
-		if seqs[0] != lost || seqs[1] <= lost {
-			return fmt.Errorf("seqs %v: want %d again first, then higher ones", seqs, lost)
+		// The lost report first (sent again if an answer went missing), then only higher seqs.
+		i := 0
+		for i < len(seqs) && seqs[i] == lost {
+			i++
+		}
+		if i == 0 || i == len(seqs) || !slices.IsSorted(seqs[i:]) || seqs[i] <= lost {
+			return fmt.Errorf("seqs %v: want %d again first, then rising higher ones", seqs, lost)
 		}
 		return nil
 	})
+}
+
+// refusingStore is a state store whose PutBundle fails while refuse is set, as for a bundle too
+// large for a Secret.
+type refusingStore struct {
+	state.Store
+	refuse atomic.Bool
+}
+
+func (s *refusingStore) PutBundle(ctx context.Context, digest string, data []byte) error {
+	if s.refuse.Load() {
+		return state.ErrTooLarge
+	}
+	return s.Store.PutBundle(ctx, digest, data)
+}
+
+// When a newer desired state cannot be saved, the older saved one is dropped: an agent restarted
+// without the server enforces nothing rather than rolling the cluster back to it.
+func TestAgentNeverEnforcesAnOlderSavedStateThanItApplied(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	st := &refusingStore{Store: state.NewDir(dir)}
+	fc := newFakeCluster()
+	stop := e.runAgent(fc, st, "agent-1")
+	e.assign("web", "web-r1", true)
+	eventually(t, "web-r1 applied", func() error {
+		if _, inv, _ := fc.snapshot(); inv["web"] != "web-r1" {
+			return fmt.Errorf("inventories %v", inv)
+		}
+		return nil
+	})
+	st.refuse.Store(true)
+	e.assign("web", "web-r2", true)
+	eventually(t, "web-r2 applied, its bundle not saved", func() error {
+		if _, inv, _ := fc.snapshot(); inv["web"] != "web-r2" {
+			return fmt.Errorf("inventories %v", inv)
+		}
+		snap, err := state.NewDir(dir).Load(context.Background())
+		if err != nil {
+			return err
+		}
+		if snap.Desired != nil {
+			return fmt.Errorf("saved desired state %+v; want none", snap.Desired)
+		}
+		return nil
+	})
+	stop()
+	e.net.down.Store(true)
+	fc2 := newFakeCluster()
+	e.runAgent(fc2, state.NewDir(dir), "agent-2")
+	time.Sleep(time.Second)
+	if calls, _, _ := fc2.snapshot(); len(calls) > 0 {
+		t.Errorf("the restarted agent acted without a saved state: %v", calls)
+	}
 }

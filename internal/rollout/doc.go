@@ -36,7 +36,15 @@
 //     reuses the memory of the state it is given; callers keep only the
 //     returned state (or Clone first).
 //   - A terminal phase (Succeeded, Failed, RolledBack, Aborted, Superseded)
-//     accepts no event: ErrFinished.
+//     accepts no event (ErrFinished), except that a rollback still
+//     Restoring takes ClusterStatus reports: they only give clusters their
+//     weight back.
+//   - A cluster loses its traffic (drain, or the canary before its Assign)
+//     only when the clusters left in rotation can carry it within their
+//     declared capacities (ClusterInfo.Capacity) and some cluster keeps
+//     traffic; otherwise the wave assigns fewer clusters or waits, says why
+//     in State.Message, and goes on when weights come back or when a person
+//     promotes (the next batch is then drained anyway).
 //   - No cluster of wave N+1 is assigned before every cluster of wave N is
 //     Healthy or Failed within the wave's budget and every gate of wave N
 //     passed. A cluster's health counts only while its wave is current and
@@ -49,17 +57,23 @@
 //     bake once every cluster is Healthy again; Unknown holds a bake's end
 //     without restarting it. A Failed report fails the cluster at once.
 //   - Failure (a failed gate, or more failed clusters than MaxFailures) with
-//     onFailure rollback restores every traffic weight first, then assigns
-//     every touched cluster the release it had before (phase RolledBack;
-//     Failed when nothing was touched). With onFailure pause the rollout
+//     onFailure rollback sets the traffic first, then assigns every touched
+//     cluster the release it had before (phase RolledBack at once; Failed
+//     when nothing was touched). Untouched clusters get their planned
+//     weight back at once; touched clusters (they ran the failed release)
+//     get weight 0 and their planned weight once they report Healthy on
+//     the release they went back to (the rollout is Restoring until then).
+//     When no untouched cluster has planned traffic, every cluster gets
+//     its planned weight at once instead. With onFailure pause the rollout
 //     pauses: Resume or Retry re-runs the failed gate or reassigns the
 //     failed clusters, Promote skips the gate or accepts the failures,
 //     Abort rolls back. An Inconclusive analysis always pauses.
 //   - Pause stops all progress; deadlines, bakes and holds move by the time
 //     spent paused. A failure while paused is still handled.
 //   - Abort rolls back like a failure and ends Aborted; Rollback{To} sends
-//     every touched cluster To (or its previous release). Superseded stops
-//     analyses and restores traffic but reassigns nothing.
+//     every touched cluster To (or its previous release), with the same
+//     traffic. Superseded stops analyses and restores every planned weight
+//     but reassigns nothing.
 //   - Time windows are checked when a wave starts; a wave already running
 //     is not stopped when a window closes. Outside them the rollout waits,
 //     says why in State.Message, and sets a timer for the next opening

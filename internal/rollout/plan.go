@@ -23,6 +23,11 @@ type ClusterInfo struct {
 	// now. It is restored after a drain, after the canary and on rollback,
 	// and it tells which blue/green group is live.
 	Weight int `json:"weight"`
+	// Capacity is the largest share of the router's traffic, in percent,
+	// the cluster can carry (Cluster.spec.traffic); 0 means undeclared,
+	// which counts as 100. A drain waits until the clusters left in
+	// rotation can carry the traffic (see internal/traffic/capacity).
+	Capacity int `json:"capacity,omitempty"`
 }
 
 // Gate kinds.
@@ -106,6 +111,9 @@ func NewPlan(strategy v1.RolloutStrategySpec, clusters []ClusterInfo) (Plan, err
 		}
 		if c.Weight < 0 || c.Weight > 100 {
 			return Plan{}, fmt.Errorf("plan: cluster %q: weight must be from 0 to 100, got %d: %w", c.Name, c.Weight, ErrInvalidStrategy)
+		}
+		if c.Capacity < 0 || c.Capacity > 100 {
+			return Plan{}, fmt.Errorf("plan: cluster %q: capacity must be from 0 to 100, got %d: %w", c.Name, c.Capacity, ErrInvalidStrategy)
 		}
 		if i > 0 && c.Name == p.Clusters[i-1].Name {
 			return Plan{}, fmt.Errorf("plan: cluster %q listed twice: %w", p.Clusters[i].Name, ErrInvalidStrategy)

@@ -64,7 +64,7 @@ func randomPlan(t *testing.T, rng *rand.Rand) Plan {
 			ring = 0
 		}
 		clusters[i] = ClusterInfo{Name: fmt.Sprintf("c%02d", i), Labels: map[string]string{"ring": fmt.Sprint(ring)},
-			Release: "r1", Weight: 100 / n}
+			Release: "r1", Weight: 100 / n, Capacity: []int{0, 100, 60, 40}[rng.IntN(4)]}
 	}
 	p, err := NewPlan(spec, clusters)
 	if err != nil {
@@ -180,7 +180,7 @@ func randomRun(t *testing.T, seed uint64) string {
 			}
 		}
 		before := s.Clone()
-		wasFinished := s.Finished()
+		wasFinished, wasRestoring := s.Finished(), s.Restoring()
 		next, acts, err := Step(s, ev, now)
 		fmt.Fprintf(&transcript, "%s %s -> %v %v\n", now.Format(time.TimeOnly), ev, acts, err)
 		if err != nil {
@@ -190,13 +190,34 @@ func randomRun(t *testing.T, seed uint64) string {
 			if len(acts) > 0 {
 				t.Fatalf("step %d %s: error %v with actions %v", i, ev, err, acts)
 			}
-			if wasFinished && !errors.Is(err, ErrFinished) {
+			if _, status := ev.(ClusterStatus); wasFinished && !(wasRestoring && status) && !errors.Is(err, ErrFinished) {
 				t.Fatalf("step %d %s: finished rollout answered %v, want ErrFinished", i, ev, err)
 			}
 			continue
 		}
 		if wasFinished {
-			t.Fatalf("step %d %s: finished rollout (%s) accepted a transition", i, ev, before.Phase)
+			// Only a restoring rollback takes statuses, and only to give a
+			// cluster back on its release its weight.
+			e, status := ev.(ClusterStatus)
+			if !wasRestoring || !status {
+				t.Fatalf("step %d %s: finished rollout (%s) accepted a transition", i, ev, before.Phase)
+			}
+			for _, a := range acts {
+				switch a.(type) {
+				case SetTraffic, Notify:
+				default:
+					t.Fatalf("step %d %s: restoring rollout asked for %s", i, ev, a)
+				}
+			}
+			for k, c := range next.Clusters {
+				if b := before.Clusters[k]; b.Drained && !c.Drained &&
+					(c.Name != e.Cluster || e.Release != c.Release || (e.Health != HealthHealthy && c.Release != "")) {
+					t.Fatalf("step %d %s: %s got its weight back before it was healthy on %s", i, ev, c.Name, c.Release)
+				}
+			}
+		}
+		if _, promote := ev.(Promote); !(promote && before.Capacity == CapacityWait) && drainAssigned(before, next, acts) {
+			checkCapacity(t, i, ev, next)
 		}
 		s = next
 		for _, a := range acts {
@@ -252,7 +273,10 @@ func checkInvariants(t *testing.T, i int, ev Event, s State) {
 			if c.Touched && (c.Release != c.Previous || c.Phase != v1.ClusterRolloutRolledBack) {
 				t.Fatalf("step %d %s: %s: touched %s is %s on %s, want RolledBack on %s", i, ev, s.Phase, c.Name, c.Phase, c.Release, c.Previous)
 			}
-			if c.Weight != c.BaseWeight {
+			switch {
+			case c.Drained && (!c.Touched || c.Weight != 0):
+				t.Fatalf("step %d %s: %s: %s drained (touched %v) at weight %d", i, ev, s.Phase, c.Name, c.Touched, c.Weight)
+			case !c.Drained && c.Weight != c.BaseWeight:
 				t.Fatalf("step %d %s: %s: %s weight %d, want %d restored", i, ev, s.Phase, c.Name, c.Weight, c.BaseWeight)
 			}
 		}
@@ -285,5 +309,48 @@ func checkInvariants(t *testing.T, i int, ev Event, s State) {
 	}
 	if got.Updating != s.Progress.Updating || got.Healthy != s.Progress.Healthy || got.Failed != s.Progress.Failed {
 		t.Fatalf("step %d %s: progress %+v, clusters say %+v", i, ev, s.Progress, got)
+	}
+}
+
+// drainAssigned reports whether the transition assigned the release to
+// clusters it took traffic from, without a person waiving the capacity
+// check.
+func drainAssigned(before, next State, acts []Action) bool {
+	if before.Capacity == CapacityWaived || next.Finished() || next.Plan.Router == "" {
+		return false
+	}
+	for _, a := range acts {
+		if as, ok := a.(Assign); ok && as.Release == next.Release {
+			for _, n := range as.Clusters {
+				b, _ := before.Cluster(n)
+				c, _ := next.Cluster(n)
+				if b.Phase == v1.ClusterRolloutPending && b.Weight > 0 && c.Weight == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// checkCapacity fails when the clusters with traffic carry more than their
+// capacity, or none has traffic while some had it.
+func checkCapacity(t *testing.T, i int, ev Event, s State) {
+	t.Helper()
+	total := 0
+	for _, c := range s.Clusters {
+		total += c.Weight
+	}
+	if total == 0 {
+		t.Fatalf("step %d %s: a drain left no cluster with traffic", i, ev)
+	}
+	for k, c := range s.Clusters {
+		capa := s.Plan.Clusters[k].Capacity
+		if capa == 0 {
+			capa = 100
+		}
+		if share := 100 * float64(c.Weight) / float64(total); share > float64(capa)+1e-9 {
+			t.Fatalf("step %d %s: after a drain %s carries %.0f%%, capacity %d%%", i, ev, c.Name, share, capa)
+		}
 	}
 }

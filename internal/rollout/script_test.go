@@ -81,10 +81,11 @@ func parseScript(t *testing.T, data string) []command {
 }
 
 type scriptCluster struct {
-	Name    string            `json:"name"`
-	Labels  map[string]string `json:"labels"`
-	Release string            `json:"release"`
-	Weight  *int              `json:"weight"`
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels"`
+	Release  string            `json:"release"`
+	Weight   *int              `json:"weight"`
+	Capacity int               `json:"capacity"`
 }
 
 type scriptRun struct {
@@ -207,7 +208,7 @@ func (r *scriptRun) plan(args []string, body string) string {
 		if c.Weight != nil {
 			w = *c.Weight
 		}
-		clusters[i] = ClusterInfo{Name: c.Name, Labels: c.Labels, Release: c.Release, Weight: w}
+		clusters[i] = ClusterInfo{Name: c.Name, Labels: c.Labels, Release: c.Release, Weight: w, Capacity: c.Capacity}
 	}
 	p, err := NewPlan(in.Strategy, clusters)
 	if err != nil {

@@ -45,10 +45,13 @@ type ClusterState struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Weight is the traffic weight the engine last set; BaseWeight the one
 	// found at planning, restored after drains, canaries and rollbacks.
-	Weight     int    `json:"weight"`
-	BaseWeight int    `json:"baseWeight"`
-	Drained    bool   `json:"drained,omitempty"`
-	Message    string `json:"message,omitempty"`
+	Weight     int `json:"weight"`
+	BaseWeight int `json:"baseWeight"`
+	// Drained is set while the cluster waits at weight 0 for its base
+	// weight: during a drain until it is Healthy on the release, after a
+	// rollback until it is Healthy on the release it went back to.
+	Drained bool   `json:"drained,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // WaveProgress counts the current wave's clusters by phase. Next is the
@@ -90,6 +93,11 @@ type State struct {
 	// Attempts numbers analysis runs so that every ID is unique.
 	Attempts int `json:"attempts,omitempty"`
 
+	// Capacity is CapacityWait while the update stage waits for enough
+	// capacity to drain its next cluster, CapacityWaived once a person
+	// promoted past that wait (for the next batch only).
+	Capacity string `json:"capacity,omitempty"`
+
 	Paused   bool      `json:"paused,omitempty"`
 	PausedAt time.Time `json:"pausedAt,omitzero"`
 	Halt     string    `json:"halt,omitempty"`
@@ -126,8 +134,26 @@ func (s State) Clone() State {
 	return c
 }
 
-// Finished reports whether the rollout accepts no further transition.
+// Capacity waits (State.Capacity).
+const (
+	CapacityWait   = "wait"
+	CapacityWaived = "waived"
+)
+
+// Finished reports whether the rollout ended. A rolled back rollout may
+// still be Restoring.
 func (s State) Finished() bool { return s.Phase.Terminal() }
+
+// Restoring reports whether a rolled back (or aborted) rollout still has
+// clusters at weight 0 that get their weight back once they report
+// Healthy on the release they went back to: the only events it accepts
+// are those ClusterStatus reports.
+func (s State) Restoring() bool {
+	if s.Phase != v1.RolloutRolledBack && s.Phase != v1.RolloutAborted {
+		return false
+	}
+	return slices.ContainsFunc(s.Clusters, func(c ClusterState) bool { return c.Drained })
+}
 
 // Cluster returns the named cluster's state.
 func (s State) Cluster(name string) (ClusterState, bool) {

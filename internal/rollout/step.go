@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/traffic/capacity"
 )
 
 // Step applies one event at time now and returns the new state and the
@@ -36,7 +37,7 @@ func check(s *State, ev Event) (int, error) {
 }
 
 func checkEvent(s *State, ev Event, ci *int) error {
-	if s.Phase.Terminal() {
+	if _, status := ev.(ClusterStatus); s.Phase.Terminal() && !(status && s.Restoring()) {
 		return fmt.Errorf("%s: rollout of %s is %s: %w", ev, s.Release, s.Phase, ErrFinished)
 	}
 	pending := s.Phase == v1.RolloutPending
@@ -80,7 +81,7 @@ func checkEvent(s *State, ev Event, ci *int) error {
 			return illegal("not started")
 		case s.Paused && s.Halt == "":
 			return illegal("paused; resume first")
-		case s.Paused, s.Active, s.Stage == StageWindow, s.Stage == StageHold:
+		case s.Paused, s.Active, s.Stage == StageWindow, s.Stage == StageHold, s.Capacity == CapacityWait:
 		default:
 			return illegal("no gate to promote")
 		}
@@ -183,6 +184,17 @@ func (m *machine) status(e ClusterStatus) {
 		return // about a release it no longer should run
 	}
 	c.Health, c.Message = e.Health, ""
+	if s.Phase.Terminal() {
+		// Restoring after a rollback: the cluster's weight comes back once
+		// it is Healthy on the release it went back to (or, sent back to
+		// nothing, once its agent says it runs nothing).
+		if c.Drained && (e.Health == HealthHealthy || (c.Release == "" && e.Health != HealthUnknown)) {
+			c.Drained = false
+			m.traffic([]int{i}, []int{c.BaseWeight})
+			m.emit(Notify{Message: fmt.Sprintf("%s is back on %s: weight %d restored", c.Name, orDash(c.Release), c.BaseWeight)})
+		}
+		return
+	}
 	if !c.Touched || c.Wave != s.Wave || s.Phase == v1.RolloutPending {
 		return // progress is judged only in the current wave
 	}
@@ -619,6 +631,40 @@ func (m *machine) restoreTraffic(keepFailed bool) {
 	m.traffic(idx, weights)
 }
 
+// rollbackTraffic gives untouched clusters their planned weight back and
+// touched ones (they ran the failed release) weight 0 until they report
+// Healthy on the release they go back to (status restores it). When no
+// untouched cluster has traffic to carry, every cluster gets its planned
+// weight at once: a failed release serving beats nothing serving.
+func (m *machine) rollbackTraffic() {
+	s := m.s
+	if s.Plan.Router == "" {
+		m.restoreTraffic(false)
+		return
+	}
+	if !slices.ContainsFunc(s.Clusters, func(c ClusterState) bool { return !c.Touched && c.BaseWeight > 0 }) {
+		m.restoreTraffic(false)
+		if slices.ContainsFunc(s.Clusters, func(c ClusterState) bool { return c.Touched && c.BaseWeight > 0 }) {
+			m.emit(Notify{Message: "no untouched cluster carries traffic: the clusters rolled back keep theirs while they go back"})
+		}
+		return
+	}
+	var idx, weights []int
+	for i := range s.Clusters {
+		c := &s.Clusters[i]
+		w := c.BaseWeight
+		c.Drained = false
+		if c.Touched {
+			w, c.Drained = 0, c.BaseWeight > 0
+		}
+		if c.Weight != w {
+			idx = append(idx, i)
+			weights = append(weights, w)
+		}
+	}
+	m.traffic(idx, weights)
+}
+
 // assignMore assigns the wave's next clusters while fewer than
 // maxParallel are updating. Drained and canary clusters lose their traffic
 // first.
@@ -631,10 +677,29 @@ func (m *machine) assignMore(w *PlannedWave) {
 	}
 	end := min(p.Next+free, len(w.Clusters))
 	batch, members := w.Clusters[p.Next:end], w.Members[p.Next:end]
+	drains := s.Plan.Router != "" && (w.Drain || len(w.Steps) > 0)
+	if drains && s.Capacity != CapacityWaived {
+		fit, why := m.drainable(members)
+		if fit < len(members) {
+			if s.Capacity != CapacityWait {
+				m.emit(Notify{Message: "wave " + w.Name + " waits: " + why})
+			}
+			s.Capacity = CapacityWait
+			s.Message = fmt.Sprintf("wave %s waits: %s; it goes on when clusters updating now get their weight back, or promote to drain anyway", w.Name, why)
+			if fit == 0 {
+				return
+			}
+			batch, members = batch[:fit], members[:fit]
+		} else if s.Capacity != "" {
+			s.Capacity, s.Message = "", ""
+		}
+	} else if s.Capacity != "" {
+		s.Capacity, s.Message = "", ""
+	}
 	p.Next += len(batch)
 	p.Updating += len(batch)
 	deadline := m.now.Add(w.ProgressDeadline)
-	if s.Plan.Router != "" && (w.Drain || len(w.Steps) > 0) {
+	if drains {
 		for _, i := range members {
 			s.Clusters[i].Drained = w.Drain
 		}
@@ -650,6 +715,33 @@ func (m *machine) assignMore(w *PlannedWave) {
 	}
 	m.emit(Assign{Release: s.Release, Clusters: slices.Clone(batch)})
 	m.timer(deadline)
+}
+
+// drainable says how many of members, taken in order, can lose their
+// traffic now: the clusters left in rotation must be able to carry it
+// within their declared capacities. With none it says why.
+func (m *machine) drainable(members []int) (int, string) {
+	s := m.s
+	cl := make([]capacity.Cluster, len(s.Clusters))
+	for i, c := range s.Clusters {
+		cl[i] = capacity.Cluster{Name: c.Name, Weight: c.Weight, Capacity: s.Plan.Clusters[i].Capacity}
+		if cl[i].Capacity == 0 {
+			cl[i].Capacity = 100
+		}
+	}
+	var why string
+	for n := len(members); n > 0; n-- {
+		drain := make([]string, n)
+		for k, i := range members[:n] {
+			drain[k] = s.Clusters[i].Name
+		}
+		r := capacity.Check(cl, drain)
+		if r.OK {
+			return n, why
+		}
+		why = r.Reason
+	}
+	return 0, why
 }
 
 // fail handles a failed gate or a spent budget as the strategy says.
@@ -731,6 +823,9 @@ func (m *machine) promote() {
 		s.Progress.Accepted = s.Progress.Failed
 		s.Paused, s.Halt, s.Message = false, "", ""
 		m.emit(Notify{Message: "failures accepted by promotion"})
+	case s.Capacity == CapacityWait && !s.Paused:
+		s.Capacity, s.Message = CapacityWaived, ""
+		m.emit(Notify{Message: "capacity check waived by promotion: the next clusters are drained anyway"})
 	case s.Paused:
 		m.record(m.gates()[s.Gate].Kind, v1.GatePassed, "skipped by promotion after failure")
 		s.Gate++
@@ -759,15 +854,16 @@ func (m *machine) stopAnalysis() {
 	}
 }
 
-// rollback restores traffic first, then reassigns every touched cluster
-// its previous release (or to, when given), and ends the rollout.
+// rollback sets the traffic first (see rollbackTraffic), then reassigns
+// every touched cluster its previous release (or to, when given), and
+// ends the rollout.
 func (m *machine) rollback(phase v1.RolloutPhase, reason, to string, manual bool) {
 	s := m.s
 	m.stopAnalysis()
 	if s.Active {
 		m.closeGate(v1.GateFailed, "stopped: "+reason)
 	}
-	m.restoreTraffic(false)
+	m.rollbackTraffic()
 	byRelease := map[string][]string{}
 	for i := range s.Clusters {
 		c := &s.Clusters[i]
@@ -793,7 +889,7 @@ func (m *machine) rollback(phase v1.RolloutPhase, reason, to string, manual bool
 func (m *machine) finish(phase v1.RolloutPhase, reason string) {
 	s := m.s
 	s.Phase, s.Message, s.FinishedAt = phase, reason, m.now
-	s.Paused, s.Halt, s.Active, s.AnalysisID = false, "", false, ""
+	s.Paused, s.Halt, s.Active, s.AnalysisID, s.Capacity = false, "", false, "", ""
 	s.BakeUntil, s.HoldUntil, s.WaitUntil = time.Time{}, time.Time{}, time.Time{}
 	for i := range s.Clusters {
 		c := &s.Clusters[i]
@@ -817,7 +913,7 @@ func (m *machine) settle() {
 		if g, ok := s.openGate(); ok && g.Kind == GateApproval {
 			s.Phase = v1.RolloutWaitingApproval
 			s.Message = "waiting for approval by " + strings.Join(g.Roles, " or ")
-		} else if s.Stage != StageWindow && !(s.Progress.Updating > 0 && (s.Stage == StageAfter || s.Stage == StageHold)) {
+		} else if s.Stage != StageWindow && s.Capacity != CapacityWait && !(s.Progress.Updating > 0 && (s.Stage == StageAfter || s.Stage == StageHold)) {
 			s.Message = ""
 		}
 	}

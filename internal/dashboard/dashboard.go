@@ -247,8 +247,11 @@ type layout struct {
 	Nav  string
 	Live string
 	Seq  int64
-	Now  time.Time
-	Main any
+	// Every is the least time between two live refreshes of the page, in milliseconds: a page
+	// about the whole fleet would otherwise be re-rendered for every agent's report.
+	Every int
+	Now   time.Time
+	Main  any
 }
 
 // render writes page name with data. A request with the X-Flotilla-Fragment header gets only the
@@ -288,9 +291,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, code int, nam
 	_, _ = w.Write(buf.Bytes())
 }
 
-// live marks a page as refreshed by the given changes after seq.
-func live(seq int64, interest string) func(*layout) {
-	return func(l *layout) { l.Live, l.Seq = interest, seq }
+// live marks a page as refreshed by the given changes after seq, at most every everyMS.
+func live(seq int64, interest string, everyMS int) func(*layout) {
+	return func(l *layout) { l.Live, l.Seq, l.Every = interest, seq, everyMS }
 }
 
 func (d *Dashboard) root(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {

@@ -111,7 +111,7 @@ func (d *Dashboard) fleet(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	slices.Sort(page.Services)
 	page.Phases = counts(phases, []string{string(v1.ClusterReady), string(v1.ClusterNotReady), string(v1.ClusterDisconnected), string(v1.ClusterPending)})
 	page.Healths = counts(healths, []string{v1.HealthHealthy, v1.HealthProgressing, v1.HealthDegraded, v1.HealthFailed, v1.HealthUnknown})
-	d.render(w, r, http.StatusOK, "fleet", p, page, live(seq, "Cluster:* AgentStatus:*"))
+	d.render(w, r, http.StatusOK, "fleet", p, page, live(seq, "Cluster:* AgentStatus:*", 2000))
 	return nil
 }
 
@@ -138,7 +138,7 @@ func (d *Dashboard) cluster(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return err
 	}
 	page := clusterPage{Cluster: c, Labels: sortedKV(c.Metadata.Labels), Annotations: sortedKV(c.Metadata.Annotations), Report: reps[name]}
-	d.render(w, r, http.StatusOK, "cluster", p, page, live(seq, "Cluster:"+name+" AgentStatus:"+name))
+	d.render(w, r, http.StatusOK, "cluster", p, page, live(seq, "Cluster:"+name+" AgentStatus:"+name, 0))
 	return nil
 }
 
@@ -155,7 +155,7 @@ func (d *Dashboard) services(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err != nil {
 		return err
 	}
-	d.render(w, r, http.StatusOK, "services", p, servicesPage{Services: svcs}, live(seq, "Service:*"))
+	d.render(w, r, http.StatusOK, "services", p, servicesPage{Services: svcs}, live(seq, "Service:*", 0))
 	return nil
 }
 
@@ -219,7 +219,7 @@ func (d *Dashboard) service(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	slices.SortFunc(ros, func(a, b v1.Rollout) int { return -compareCreated(a.Metadata, b.Metadata) })
 	page.Rollouts = ros
-	d.render(w, r, http.StatusOK, "service", p, page, live(seq, "Service:"+name+" Release:* Rollout:* AgentStatus:*"))
+	d.render(w, r, http.StatusOK, "service", p, page, live(seq, "Service:"+name+" Release:* Rollout:* AgentStatus:*", 1000))
 	return nil
 }
 
@@ -259,7 +259,7 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, p *auth.Pri
 			page.Active = append(page.Active, ro)
 		}
 	}
-	d.render(w, r, http.StatusOK, "rollouts", p, page, live(seq, "Rollout:*"))
+	d.render(w, r, http.StatusOK, "rollouts", p, page, live(seq, "Rollout:*", 0))
 	return nil
 }
 
@@ -323,7 +323,7 @@ func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		}
 		page.Analyses = append(page.Analyses, av)
 	}
-	d.render(w, r, http.StatusOK, "rollout", p, page, live(seq, "Rollout:"+name))
+	d.render(w, r, http.StatusOK, "rollout", p, page, live(seq, "Rollout:"+name, 0))
 	return nil
 }
 
@@ -412,7 +412,7 @@ func (d *Dashboard) audit(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		slices.Reverse(evs)
 		page.Events = evs
 	}
-	d.render(w, r, http.StatusOK, "audit", p, page, live(seq, "*:*"))
+	d.render(w, r, http.StatusOK, "audit", p, page, live(seq, "*:*", 1000))
 	return nil
 }
 
@@ -456,6 +456,6 @@ func (d *Dashboard) kpis(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	page.Deployments = deploymentsChart(rep.Fleet.Buckets)
 	page.LeadTime = leadTimeChart(rep.Fleet.Buckets)
-	d.render(w, r, http.StatusOK, "kpis", p, page, live(seq, "Rollout:*"))
+	d.render(w, r, http.StatusOK, "kpis", p, page, live(seq, "Rollout:*", 1000))
 	return nil
 }

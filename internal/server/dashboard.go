@@ -221,29 +221,42 @@ func (b *dashboardBackend) Audit(ctx context.Context, q dashboard.AuditQuery) ([
 	if _, name, ok := strings.Cut(f.Actor, ":"); ok {
 		f.Actor = name
 	}
-	// The store pages forward; read up to q.Limit of the newest by walking from the start of the
-	// window and keeping the tail.
-	var out []v1.Event
-	after := q.After
-	for {
-		evs, err := b.s.store.Events(ctx, after, 1000, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			we, err := toWireEvent(e, false)
+	// The store pages forward only. To find the newest q.Limit matches without reading the
+	// whole log, scan a window of the newest sequence numbers and widen it fourfold until it
+	// holds enough matches or reaches q.After.
+	latest, err := b.s.store.LatestSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for window := int64(2000); ; window *= 4 {
+		lo := max(q.After, latest-window)
+		var out []v1.Event
+		for after := lo; ; {
+			evs, err := b.s.store.Events(ctx, after, 1000, f)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, we)
+			for _, e := range evs {
+				if e.Seq > latest {
+					break
+				}
+				we, err := toWireEvent(e, false)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, we)
+			}
+			if q.Limit > 0 && len(out) > q.Limit {
+				out = out[len(out)-q.Limit:]
+			}
+			if len(evs) < 1000 || evs[len(evs)-1].Seq >= latest {
+				break
+			}
+			after = evs[len(evs)-1].Seq
 		}
-		if q.Limit > 0 && len(out) > q.Limit {
-			out = out[len(out)-q.Limit:]
-		}
-		if len(evs) < 1000 {
+		if q.Limit > 0 && len(out) >= q.Limit || lo <= q.After {
 			return out, nil
 		}
-		after = evs[len(evs)-1].Seq
 	}
 }
 

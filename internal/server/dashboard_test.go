@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -390,3 +391,34 @@ func TestKPIsFromTheRolloutHistory(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDashboardAuditFindsOldEvents checks that the audit page shows the newest matches even when
+// they are far behind the head of the log.
+func TestDashboardAuditFindsOldEvents(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var svcs, clusters []*store.Object
+	for i := range 30 {
+		svcs = append(svcs, &store.Object{Kind: v1.KindService, Name: fmt.Sprintf("svc-%02d", i), Spec: json.RawMessage(`{}`)})
+	}
+	for i := range 3000 {
+		clusters = append(clusters, &store.Object{Kind: v1.KindCluster, Name: fmt.Sprintf("c-%04d", i), Spec: json.RawMessage(`{}`)})
+	}
+	for _, objs := range [][]*store.Object{svcs, clusters} {
+		if _, err := e.store.Apply(ctx, objs, testActor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := signIn(t, e, "viewer")
+	_, _, body := b.do("GET", "/ui/audit?kind=Service&since=all", nil, nil)
+	if n := strings.Count(body, "<td>Service</td>"); n != 30 {
+		t.Errorf("audit of services behind 3,000 cluster events: %d rows, want 30", n)
+	}
+	if !strings.Contains(body, "svc-29") || !strings.Contains(body, "svc-00") {
+		t.Errorf("audit page lacks the first or last service")
+	}
+	_, _, body = b.do("GET", "/ui/audit?kind=Cluster&since=all", nil, nil)
+	if n := strings.Count(body, "<td>Cluster</td>"); n != 500 || !strings.Contains(body, "c-2999") || !strings.Contains(body, "Only the newest 500") {
+		t.Errorf("audit of 3,000 clusters: %d rows; want the newest 500 and a note", n)
+	}
+}

@@ -21,19 +21,23 @@
   var url = '/ui/events?after=' + encodeURIComponent(main.dataset.seq || '0');
   if (!anyKind) { url += '&kinds=' + encodeURIComponent(kinds.join(',')); }
 
-  var timer = null, busy = false, again = false;
+  var every = parseInt(main.dataset.every || '0', 10) || 0;
+  var timer = null, busy = false, again = false, last = 0;
   function matches(c) {
     return interest.some(function (p) {
       return (p[0] === '*' || p[0] === c.kind) && (p[1] === '*' || p[1] === c.name);
     });
   }
+  // A short debounce gathers a burst of changes; pages about many clusters also keep a least
+  // interval between refreshes.
   function schedule() {
-    if (!timer) { timer = window.setTimeout(refresh, 30); }
+    if (!timer) { timer = window.setTimeout(refresh, Math.max(30, last + every - Date.now())); }
   }
   function refresh() {
     timer = null;
     if (busy) { again = true; return; }
     busy = true;
+    last = Date.now();
     fetch(window.location.href, { headers: { 'X-Flotilla-Fragment': 'main' }, credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) {
         if (r.status === 401) { window.location.reload(); return null; }

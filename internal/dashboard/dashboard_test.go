@@ -1,0 +1,106 @@
+package dashboard
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/auth"
+)
+
+// noBackend satisfies Backend for tests of logic that never reads through it.
+type noBackend struct{ Backend }
+
+func newTest(t *testing.T, now time.Time) *Dashboard {
+	t.Helper()
+	d, err := New(Options{Backend: noBackend{}, Roles: auth.DefaultRoles([]string{"clusters", "services", "rollouts"}),
+		SessionKey: []byte(strings.Repeat("k", 32)), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestSessionCookieRejectsTamperingAndExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	d := newTest(t, now)
+	value := d.encodeSession(session{Hash: "abc", Expires: now.Add(time.Hour), Nonce: "n1"})
+	req := func(v string) *http.Request {
+		r := httptest.NewRequest("GET", "/ui/", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: v})
+		return r
+	}
+	s, err := d.readSession(req(value))
+	if err != nil || s.Hash != "abc" || s.Nonce != "n1" {
+		t.Fatalf("readSession = %+v, %v", s, err)
+	}
+	forged := d.encodeSession(session{Hash: "other", Expires: now.Add(time.Hour), Nonce: "n1"})
+	mixed := strings.Split(forged, ".")[0] + "." + strings.Split(value, ".")[1]
+	for name, v := range map[string]string{"another payload under this MAC": mixed, "no MAC": strings.Split(value, ".")[0], "garbage": "x.y"} {
+		if _, err := d.readSession(req(v)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	other, _ := New(Options{Backend: noBackend{}, SessionKey: []byte(strings.Repeat("z", 32)), Now: d.opts.Now})
+	if _, err := other.readSession(req(value)); err == nil {
+		t.Error("a cookie signed with another key was accepted")
+	}
+	later := newTest(t, now.Add(2*time.Hour))
+	if _, err := later.readSession(req(value)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired session: %v", err)
+	}
+	if d.csrfToken(s) == d.csrfToken(&session{Nonce: "n2"}) {
+		t.Error("two sessions share a CSRF token")
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for next, want := range map[string]bool{"/ui/": true, "/ui/rollouts/web-1": true, "/ui/?selector=a%3Db": true,
+		"//evil.example/ui/": false, "https://evil.example": false, "/ui//evil.example": false, `/ui/\\evil`: false,
+		"/api/v1/tokens": false, "/ui/login": false, "/ui/events": false, "": false, "javascript:alert(1)": false} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %v, want %v", next, got, want)
+		}
+	}
+}
+
+func TestMetricChartEscapesAndDrawsTheThreshold(t *testing.T) {
+	v1v, v2v, th := 0.002, 0.02, 0.01
+	m := v1.MetricResult{Name: `<script>x</script>`, Threshold: &th, Measurements: []v1.Measurement{
+		{Time: time.Unix(0, 0), Value: &v1v, Phase: v1.MeasurementSuccessful},
+		{Time: time.Unix(10, 0), Value: &v2v, Phase: `"><script>`, Message: `</title><script>alert(1)</script>`}}}
+	svg := string(metricChart(m))
+	if strings.Contains(svg, "<script>") {
+		t.Errorf("chart contains markup from the metric:\n%s", svg)
+	}
+	if !strings.Contains(svg, `class="threshold"`) || !strings.Contains(svg, "threshold 0.01") || strings.Count(svg, "<circle") != 2 {
+		t.Errorf("chart lacks the threshold line or a measurement:\n%s", svg)
+	}
+	if !strings.Contains(string(metricChart(v1.MetricResult{Name: "m"})), "no numeric measurement yet") {
+		t.Error("an empty chart does not say so")
+	}
+}
+
+func TestButtonsFollowRolesAndPhase(t *testing.T) {
+	d := newTest(t, time.Now())
+	waiting := &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutWaitingApproval, WaitingFor: &v1.PendingApproval{Gate: "g", Roles: []string{"deployer"}}}}
+	for _, c := range []struct {
+		role string
+		ro   *v1.Rollout
+		want string
+	}{
+		{"viewer", waiting, ""},
+		{"deployer", waiting, "approve promote pause abort rollback"},
+		{"admin", waiting, "promote pause abort rollback"}, // not one of the gate's roles
+		{"deployer", &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutPaused}}, "promote resume abort rollback"},
+		{"deployer", &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutSucceeded}}, ""},
+	} {
+		got := strings.Join(d.buttons(&auth.Principal{Name: "x", Kind: auth.KindToken, Roles: []string{c.role}}, c.ro), " ")
+		if got != c.want {
+			t.Errorf("%s on %s: %q, want %q", c.role, c.ro.Status.Phase, got, c.want)
+		}
+	}
+}

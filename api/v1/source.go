@@ -48,11 +48,26 @@ type GitRef struct {
 
 // SourceStatus records the last fetch.
 type SourceStatus struct {
-	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
-	Commit             *Commit     `json:"commit,omitempty"`
-	LastFetched        *time.Time  `json:"lastFetched,omitempty"`
-	Message            string      `json:"message,omitempty"`
-	Conditions         []Condition `json:"conditions,omitempty"`
+	ObservedGeneration int64   `json:"observedGeneration,omitempty"`
+	Commit             *Commit `json:"commit,omitempty"`
+	// LastFetched is when the source was last fetched, to within a few
+	// minutes: it is written with every change of the other fields, and
+	// otherwise refreshed at most every few minutes so that polling alone
+	// does not fill the audit trail.
+	LastFetched *time.Time  `json:"lastFetched,omitempty"`
+	Message     string      `json:"message,omitempty"`
+	Conditions  []Condition `json:"conditions,omitempty"`
+	// LastWebhook is the last authenticated webhook call; writing it is how
+	// any server replica asks the leading one to fetch the source at once.
+	LastWebhook *WebhookCall `json:"lastWebhook,omitempty"`
+}
+
+// WebhookCall is one authenticated webhook call of a source.
+type WebhookCall struct {
+	Time time.Time `json:"time"`
+	// Ref and Commit are what the push said, when it said it.
+	Ref    string `json:"ref,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 // Commit identifies a Git commit and the facts people want to see about it.

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
@@ -80,6 +83,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil uses time.Now.
 	Now func() time.Time
+	// Holder names this controller in the store leadership LeadershipName;
+	// default host name plus a random suffix.
+	Holder string
+	// LeaseTTL is how long the leadership lasts without renewal; it is
+	// renewed every third of it. Default 15s.
+	LeaseTTL time.Duration
 }
 
 // Controller follows sources, cuts releases and places them. Create it
@@ -92,6 +101,8 @@ type Controller struct {
 	log   *slog.Logger
 	now   func() time.Time
 	q     *queue
+
+	leading atomic.Bool
 
 	mu       sync.Mutex
 	next     map[string]time.Time // source -> next poll
@@ -128,6 +139,15 @@ func New(opts Options) (*Controller, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Holder == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		opts.Holder = host + "-" + hex.EncodeToString(b[:])
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 15 * time.Second
+	}
 	dir := filepath.Join(opts.WorkDir, "checkouts")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("deploy: work dir: %w", err)
@@ -149,14 +169,15 @@ const (
 	keyPlacement = "placement/"
 )
 
-// Trigger asks for an immediate fetch of source (a webhook arrived).
-func (c *Controller) Trigger(source string) { c.q.add(keySource + source) }
-
-// Run follows the store until ctx ends: it fetches every source now and
-// then at its interval, reconciles every service once, and reacts to
-// changes of sources, services and clusters. It returns after every worker
-// has stopped.
-func (c *Controller) Run(ctx context.Context) error {
+// term does the controller's work while it leads, until ctx ends: it
+// fetches every source now and then at its interval, reconciles every
+// service once, and reacts to changes of sources, services and clusters.
+// It returns after every worker has stopped.
+func (c *Controller) term(ctx context.Context) error {
+	c.q.reset()
+	c.mu.Lock()
+	clear(c.next)
+	c.mu.Unlock()
 	after, err := c.st.LatestSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("deploy: %w", err)
@@ -234,6 +255,11 @@ func (c *Controller) follow(ctx context.Context, after int64) error {
 			switch ev.Type {
 			case store.Created, store.Updated:
 				c.enqueue(ev.Kind, ev.Name)
+			case store.StatusUpdated:
+				// A webhook call recorded by any replica (Trigger).
+				if ev.Kind == v1.KindSource && ev.Actor == WebhookActor {
+					c.q.add(keySource + ev.Name)
+				}
 			case store.Deleted:
 				switch ev.Kind {
 				case v1.KindSource:

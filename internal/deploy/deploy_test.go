@@ -97,7 +97,7 @@ func TestNewCommitProducesRelease(t *testing.T) {
 			}
 
 			second := repo.Commit(t, "Version 2", map[string]string{"deploy/web/cm.yaml": webManifest("2")})
-			e.c.Trigger("shop")
+			e.trigger("shop")
 			rel2 := e.latest("web", rel.Metadata.Name)
 			if rel2.Spec.Commit.SHA != second {
 				t.Fatalf("second release is of %s, want %s", rel2.Spec.Commit.SHA, second)
@@ -136,7 +136,7 @@ func TestRenderFailureKeepsLastRelease(t *testing.T) {
 	rel := e.latest("web", "")
 
 	bad := repo.Commit(t, "Break it", map[string]string{"deploy/web/cm.yaml": strings.Replace(webManifest("2"), "${cluster.vars.replicas}", "${cluster.vars.missing}", 1)})
-	e.c.Trigger("shop")
+	e.trigger("shop")
 	eventually(t, 20*time.Second, "web marked stale", func() error {
 		c := condition(e.service("web").Status.Conditions, deploy.ConditionStale)
 		if c == nil || c.Status != "True" || c.Reason != deploy.ReasonRenderFailed {
@@ -160,7 +160,7 @@ func TestRenderFailureKeepsLastRelease(t *testing.T) {
 
 	// An empty render is a failure too, never an empty release.
 	repo.Commit(t, "Empty it", map[string]string{"deploy/web/cm.yaml": "", "deploy/web/README.md": "nothing\n"})
-	e.c.Trigger("shop")
+	e.trigger("shop")
 	eventually(t, 20*time.Second, "web stale for an empty render", func() error {
 		c := condition(e.service("web").Status.Conditions, deploy.ConditionStale)
 		if c == nil || !strings.Contains(c.Message, "no objects") {
@@ -173,7 +173,7 @@ func TestRenderFailureKeepsLastRelease(t *testing.T) {
 	}
 
 	fixed := repo.Commit(t, "Fix it", map[string]string{"deploy/web/cm.yaml": webManifest("3"), "deploy/web/README.md": ""})
-	e.c.Trigger("shop")
+	e.trigger("shop")
 	rel3 := e.latest("web", rel.Metadata.Name)
 	if rel3.Spec.Commit.SHA != fixed {
 		t.Errorf("release of %s, want %s", rel3.Spec.Commit.SHA, fixed)
@@ -194,7 +194,7 @@ func TestFetchFailureMarksSourceStale(t *testing.T) {
 	e.put(service("web", "shop", "deploy/web", map[string]string{"env": "prod"}))
 	rel := e.latest("web", "")
 	repo.Git(t, "branch", "-m", "main", "gone")
-	e.c.Trigger("shop")
+	e.trigger("shop")
 	eventually(t, 20*time.Second, "source stale", func() error {
 		s := e.source("shop")
 		c := condition(s.Status.Conditions, deploy.ConditionStale)

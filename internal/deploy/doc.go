@@ -11,6 +11,9 @@
 //     Source.status records the commit the ref resolves to (id, message,
 //     author, time), when it was last fetched, and on failure the error in
 //     status.message and a Stale=True condition; the last good commit stays.
+//     Status is written only when one of these changes, and lastFetched is
+//     otherwise refreshed at most every LastFetchedRefresh, so polling an
+//     unchanged source adds nothing to the audit trail.
 //     Concurrent fetches of one repository share one round trip (package
 //     source).
 //   - Releases: when a Service's source is at a commit for which the
@@ -57,6 +60,24 @@
 // exactly "this commit with this spec" for every cluster it lists. Changes
 // of an existing cluster's variables take effect with the service's next
 // release.
+//
+// # Leadership
+//
+// Every server replica runs a Controller, but only the one holding the
+// store leadership LeadershipName ("deploy", a lease with an epoch, TTL
+// Options.LeaseTTL, renewed every third of it) fetches, releases and
+// places; the others wait for the lease. It is separate from the rollout
+// runner's leadership so that each loop fails over on its own. A term
+// starts from the store alone (every source fetched, every service
+// reconciled, placements checked), so nothing is lost with a leader. Writes
+// are not fenced by the epoch: a deposed leader that still finishes a cut
+// makes the same release name, which the store refuses as a duplicate, so
+// leadership saves repeated work rather than guarding correctness.
+//
+// A webhook may reach any replica. Trigger records the call in the
+// Source's status.lastWebhook as WebhookActor; the leader follows the event
+// log and fetches the source when it sees that write (a NOTIFY away on
+// PostgreSQL), so the request also survives a change of leader.
 //
 // # Concurrency
 //

@@ -265,3 +265,11 @@ func condition(conds []v1.Condition, typ string) *v1.Condition {
 }
 
 var errNotYet = errors.New("not yet")
+
+// trigger calls source's webhook, as the server's webhook route does.
+func (e *env) trigger(src string) {
+	e.t.Helper()
+	if err := e.c.Trigger(context.Background(), src, "refs/heads/main", ""); err != nil {
+		e.t.Fatalf("trigger %s: %v", src, err)
+	}
+}

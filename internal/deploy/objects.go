@@ -135,6 +135,11 @@ func (c *Controller) listAll(ctx context.Context, kind string) ([]*store.Object,
 // writes the status back if mutate reports a change; a write that loses a
 // race with another writer (the rollout runner) is retried on a fresh read.
 func updateStatus[T any](ctx context.Context, c *Controller, kind, name string, mutate func(st *T, o *store.Object) bool) error {
+	return updateStatusBy(ctx, c, c.actor, kind, name, mutate)
+}
+
+// updateStatusBy is updateStatus attributed to by.
+func updateStatusBy[T any](ctx context.Context, c *Controller, by store.Actor, kind, name string, mutate func(st *T, o *store.Object) bool) error {
 	for attempt := 0; ; attempt++ {
 		o, err := c.st.Get(ctx, kind, name)
 		if err != nil {
@@ -154,7 +159,7 @@ func updateStatus[T any](ctx context.Context, c *Controller, kind, name string, 
 			return fmt.Errorf("%s %s: status: %w", kind, name, err)
 		}
 		o.Status = data
-		_, err = c.st.UpdateStatus(ctx, o, c.actor)
+		_, err = c.st.UpdateStatus(ctx, o, by)
 		if errors.Is(err, store.ErrConflict) && attempt < 8 {
 			continue
 		}

@@ -73,6 +73,16 @@ func (q *queue) idle() bool {
 	return len(q.items) == 0 && len(q.active) == 0
 }
 
+// reset empties a closed queue and opens it again, for a new term of
+// leadership; no worker may hold a key.
+func (q *queue) reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items, q.closed = nil, false
+	clear(q.queued)
+	clear(q.dirty)
+}
+
 func (q *queue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()

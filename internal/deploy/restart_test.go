@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/deploy"
 	"flotilla.dev/flotilla/internal/source"
 	"flotilla.dev/flotilla/internal/store"
@@ -28,11 +27,13 @@ func TestRestartDoesNotReleaseAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	var f *countingFetcher
 	run := func() (stop func(), c *deploy.Controller) {
-		f, err := source.NewFetcher(source.Options{CacheDir: t.TempDir(), AllowLocal: true})
+		sf, err := source.NewFetcher(source.Options{CacheDir: t.TempDir(), AllowLocal: true})
 		if err != nil {
 			t.Fatal(err)
 		}
+		f = &countingFetcher{Fetcher: sf}
 		c, err = deploy.New(deploy.Options{Store: st, Fetcher: f, WorkDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
@@ -60,17 +61,12 @@ func TestRestartDoesNotReleaseAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.put(cluster("prod-2", map[string]string{"env": "prod"}, map[string]string{"replicas": "5"}))
-	seq, err := st.LatestSeq(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop, c = run()
 	defer stop()
 	e.c = c
 	eventually(t, 20*time.Second, "the restarted controller fetched the source", func() error {
-		evs, err := st.Events(ctx, seq, 0, store.EventFilter{Kinds: []string{v1.KindSource}})
-		if err != nil || len(evs) == 0 {
-			return fmt.Errorf("no source event yet (%v)", err)
+		if f.n.Load() == 0 {
+			return fmt.Errorf("no fetch yet")
 		}
 		if !c.Idle() {
 			return errNotYet

@@ -32,6 +32,11 @@ func toCommit(c *source.Commit) v1.Commit {
 	return v1.Commit{SHA: c.SHA, Message: strings.TrimRight(c.Message, "\n"), Author: author, Time: &t}
 }
 
+// LastFetchedRefresh is how stale Source status.lastFetched may get while
+// polls find nothing new: status is written when the commit, the error or
+// the Stale condition changes, and otherwise at most this often.
+const LastFetchedRefresh = 5 * time.Minute
+
 // syncSource fetches a source, records the outcome in its status and, when
 // the fetch worked, queues its services so that a new commit is released.
 func (c *Controller) syncSource(ctx context.Context, name string) error {
@@ -63,13 +68,19 @@ func (c *Controller) syncSource(ctx context.Context, name string) error {
 	now := c.now().UTC()
 	err = updateStatus(ctx, c, v1.KindSource, name, func(st *v1.SourceStatus, o *store.Object) bool {
 		if ferr != nil {
+			changed := st.Message != ferr.Error()
 			st.Message = ferr.Error()
-			setCondition(&st.Conditions, ConditionStale, true, ReasonFetchFailed, ferr.Error(), now)
-			return true
+			return setCondition(&st.Conditions, ConditionStale, true, ReasonFetchFailed, ferr.Error(), now) || changed
 		}
 		cm := toCommit(commit)
+		changed := !sameCommit(st.Commit, cm) || st.Message != "" || st.ObservedGeneration != o.Generation
+		changed = setCondition(&st.Conditions, ConditionStale, false, ReasonFetched, "at "+short(commit.SHA), now) || changed
+		// Polling alone refreshes lastFetched only every LastFetchedRefresh,
+		// so an unchanged source costs no audit event per interval.
+		if !changed && st.LastFetched != nil && now.Sub(*st.LastFetched) < LastFetchedRefresh {
+			return false
+		}
 		st.Commit, st.LastFetched, st.Message, st.ObservedGeneration = &cm, &now, "", o.Generation
-		setCondition(&st.Conditions, ConditionStale, false, ReasonFetched, "at "+short(commit.SHA), now)
 		return true
 	})
 	if err != nil {
@@ -86,6 +97,14 @@ func (c *Controller) syncSource(ctx context.Context, name string) error {
 		c.q.add(keyService + s)
 	}
 	return nil
+}
+
+// sameCommit reports whether a recorded commit is c.
+func sameCommit(a *v1.Commit, c v1.Commit) bool {
+	if a == nil || a.SHA != c.SHA || a.Message != c.Message || a.Author != c.Author || (a.Time == nil) != (c.Time == nil) {
+		return false
+	}
+	return a.Time == nil || a.Time.Equal(*c.Time)
 }
 
 // servicesOf returns the names of the services that render from source.

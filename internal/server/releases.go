@@ -13,8 +13,10 @@ import (
 // Deployer is what the release routes need of the source and release controller
 // (internal/deploy). Errors the caller can correct carry a UserError method and are answered 422.
 type Deployer interface {
-	// Trigger queues an immediate fetch of a source.
-	Trigger(source string)
+	// Trigger asks for an immediate fetch of a source after an authenticated webhook call, with
+	// what the push said (ref, commit; "" if nothing). Any replica may call it; the leading
+	// controller fetches.
+	Trigger(ctx context.Context, source, ref, commit string) error
 	// WebhookSecret returns the key that authenticates a source's webhook.
 	WebhookSecret(ctx context.Context, source string) ([]byte, error)
 	// CreateRelease releases a service at a ref ("" for its source's ref); created is false when

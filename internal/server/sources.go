@@ -60,7 +60,9 @@ func (s *Server) sourceWebhook(w http.ResponseWriter, r *http.Request, _ *auth.P
 	}
 	// Any authenticated call fetches: the fetch resolves the source's own ref, so a push to
 	// another branch costs one ls-remote and changes nothing.
-	s.opts.Deploy.Trigger(name)
+	if err := s.opts.Deploy.Trigger(ctx, name, out.Ref, out.Commit); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusAccepted, out)
 	return nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ func serverSettings() []*serverSetting {
 		{flag: "max-long-polls", env: "FLOTILLA_MAX_LONG_POLLS", key: "maxLongPolls", def: "20000", usage: "agent long polls held at once; more are answered 429 with Retry-After"},
 		{flag: "long-poll-timeout", env: "FLOTILLA_LONG_POLL_TIMEOUT", key: "longPollTimeout", def: "30s", usage: "how long an agent's long poll is held without a change"},
 		{flag: "allow-local-sources", env: "FLOTILLA_ALLOW_LOCAL_SOURCES", key: "allowLocalSources", def: "false", usage: "allow file://, plain http and loopback or link-local Git URLs (tests and the local demo only)"},
+		{flag: "session-key-file", env: "FLOTILLA_SESSION_KEY_FILE", key: "sessionKeyFile", usage: "file of at least 32 random bytes that signs dashboard sessions; give every replica the same one (default: a random key per process, so sessions end on restart)"},
 		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret) and by webhook traffic routers (DIR/NAME/hmac-key)"},
 		{flag: "traffic-kubeconfig-dir", env: "FLOTILLA_TRAFFIC_KUBECONFIG_DIR", key: "trafficKubeconfigDir", usage: "directory of kubeconfig files named after clusters (DIR/CLUSTER), to reach the HTTPRoutes of gatewayAPI traffic routers"},
 	}
@@ -108,6 +110,8 @@ type serverConfig struct {
 	SourcesDir        string
 	AllowLocalSources bool
 	SecretsDir        string
+	// SessionKey signs dashboard sessions; nil for a random key per process.
+	SessionKey []byte
 	// TrafficKubeconfigDir holds the kubeconfigs of the edge clusters of gatewayAPI traffic routers.
 	TrafficKubeconfigDir string
 }
@@ -161,6 +165,16 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 	}
 	c.SourcesDir, c.SecretsDir = filepath.Join(v["data-dir"], "sources"), v["secrets-dir"]
 	c.TrafficKubeconfigDir = v["traffic-kubeconfig-dir"]
+	if f := v["session-key-file"]; f != "" {
+		key, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("session key file: %w", err)
+		}
+		if len(bytes.TrimSpace(key)) < 32 {
+			return nil, fmt.Errorf("session key file %s: has %d bytes, want at least 32 (for example: head -c 48 /dev/urandom | base64 > %s)", f, len(bytes.TrimSpace(key)), f)
+		}
+		c.SessionKey = bytes.TrimSpace(key)
+	}
 	return c, nil
 }
 
@@ -175,7 +189,7 @@ func newServerCmd(s Streams) *cobra.Command {
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
 logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, allowLocalSources,
-secretsDir, trafficKubeconfigDir.
+secretsDir, trafficKubeconfigDir, sessionKeyFile.
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -232,7 +246,7 @@ once to standard error (and to --admin-token-file when given).`,
 			}
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
-				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep})
+				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey})
 			if err != nil {
 				return err
 			}

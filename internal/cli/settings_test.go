@@ -51,6 +51,7 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"allow-local-sources":    "false",
 		"secrets-dir":            "",
 		"traffic-kubeconfig-dir": "",
+		"session-key-file":       "",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

@@ -26,7 +26,7 @@ fleet:
 ## test: unit and end-to-end tests (the end-to-end ones on a local fleet of real clusters)
 test: build fleet
 	$(GO) test -count=1 -timeout 25m ./...
-	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... 2>/dev/null)
+	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... ./internal/analysis/... 2>/dev/null)
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each); longer runs: make fuzz FUZZTIME=10m
 FUZZTIME ?= 10s
@@ -41,7 +41,7 @@ fuzz:
 
 ## test-demo: the demo's whole story, checked (its own fleet of four clusters; about 5 minutes)
 test-demo: build fleet
-	@./hack/ensure-packages.sh prometheus:prometheus git:git
+	@./hack/ensure-packages.sh prometheus:prometheus haproxy:haproxy git:git
 	FLOTILLA_TEST_DEMO=1 $(GO) test -count=1 -timeout 20m -run '^TestDemoRunsTheCanaryStory$$' -v ./test/e2e
 
 ## test-unit: only the tests that need no local fleet
@@ -67,7 +67,7 @@ $(STATICCHECK):
 
 ## demo: the main job: control plane, a local fleet with agents, Git, Prometheus, a good and a bad canary rollout
 demo: build fleet
-	@./hack/ensure-packages.sh prometheus:prometheus git:git
+	@./hack/ensure-packages.sh prometheus:prometheus haproxy:haproxy git:git
 	./bin/flotilla demo
 
 ## fleet-up: the same local fleet without building flotilla

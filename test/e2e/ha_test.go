@@ -174,8 +174,8 @@ spec:
 	}
 	a.releaseOf(t, "web", "web-probe", []map[string]any{configMap(ns, "web-config", "web-probe")}, []string{"ha-probe"}, false)
 	type answer struct {
-		at time.Time
-		ds *v1.DesiredState
+		at  time.Time
+		ds  *v1.DesiredState
 		err error
 	}
 	woke := make(chan answer, 1)

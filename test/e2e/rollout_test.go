@@ -360,13 +360,16 @@ func TestRolloutGoodReleaseReachesEveryWave(t *testing.T) {
 	if !slices.Equal(got, x.names) {
 		t.Errorf("assignments of web-r2 by the rollout: %v; want each cluster once: %v", got, x.names)
 	}
-	svc, err := x.s.Admin.Get(ctx, "services", "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ss := svc.(*v1.Service).Status; ss.CurrentRelease != "web-r2" || ss.ActiveRollout != "" {
-		t.Errorf("service status %+v; want currentRelease web-r2 and no active rollout", ss)
-	}
+	eventually(t, 30*time.Second, "the service's current release is web-r2", func(ctx context.Context) error {
+		svc, err := x.s.Admin.Get(ctx, "services", "web")
+		if err != nil {
+			return err
+		}
+		if ss := svc.(*v1.Service).Status; ss.CurrentRelease != "web-r2" || ss.ActiveRollout != "" {
+			return fmt.Errorf("service status %+v", ss)
+		}
+		return nil
+	})
 	out := x.s.cli(t, "rollout", "status", "web-r2")
 	if !strings.Contains(out, "Phase: Succeeded") || !strings.Contains(out, "Wave rest: 1/1 healthy") {
 		t.Errorf("rollout status:\n%s", out)

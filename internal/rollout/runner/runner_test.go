@@ -322,9 +322,15 @@ func TestGoodRolloutReachesEveryWave(t *testing.T) {
 			t.Errorf("cluster %s is assigned %s, want r2", c, r)
 		}
 	}
+	// The service follows the rollout's end right after it.
 	var svc v1.ServiceStatus
-	o, _ := f.st.Get(ctx, v1.KindService, "web")
-	_ = json.Unmarshal(o.Status, &svc)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		o, _ := f.st.Get(ctx, v1.KindService, "web")
+		_ = json.Unmarshal(o.Status, &svc)
+		if svc.CurrentRelease == "r2" && svc.ActiveRollout == "" {
+			break
+		}
+	}
 	if svc.CurrentRelease != "r2" || svc.ActiveRollout != "" {
 		t.Errorf("service status %+v; want currentRelease r2 and no active rollout", svc)
 	}

@@ -38,6 +38,10 @@ func (s *Server) dashboardRoutes() []Route {
 // routes, by bearer token elsewhere.
 func (s *Server) authenticateRoute(rt Route, r *http.Request) (*auth.Principal, error) {
 	if rt.Session {
+		// Agents get 404 from every route but theirs, the dashboard's included.
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && strings.HasPrefix(strings.TrimSpace(tok), auth.AgentTokenPrefix) {
+			return nil, notFound("no route %s %s", r.Method, r.URL.Path)
+		}
 		return s.dash.Authenticate(r)
 	}
 	return s.authenticate(r)

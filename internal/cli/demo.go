@@ -12,15 +12,16 @@ func newDemoCmd(s Streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the demonstration: a control plane, a local fleet with agents, Git, Prometheus and two canary rollouts",
+		Short: "Run the demonstration: a control plane, a local fleet with agents, Git, Prometheus, HAProxy and canary rollouts",
 		Long: `Run Flotilla's demonstration on this machine, without Docker or a cloud account: a control plane
 on SQLite, a local fleet of four real Kubernetes API servers (a canary and two regions) with one
-agent each, a Git repository holding a sample application, and a Prometheus scraping the
-application's request metrics. A good release passes the canary's analysis and reaches every wave;
-a bad one fails the analysis at the canary and is rolled back by itself. The run is narrated here;
+agent each, a Git repository holding a sample application served by one backend per cluster behind
+an HAProxy with steady user traffic, and a Prometheus scraping the application's request metrics. A
+good release passes the canary's traffic steps and analysis and reaches every wave; a bad one fails
+the analysis at the canary and is rolled back by itself, traffic first. The run is narrated here;
 the dashboard URL and a login token are printed. Ctrl-C stops everything.
 
-It needs the local fleet program (make fleet) and the prometheus and git commands; ` + "`make demo`" + `
+It needs the local fleet program (make fleet) and the prometheus, haproxy and git commands; ` + "`make demo`" + `
 builds and installs what is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -2,11 +2,15 @@ package demo
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,43 +19,111 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// load simulates the sample application's users: every second, per cluster, requestsPerTick
-// requests, of which the share named by the errorRate of the release the cluster runs fail. It
-// reads that share from the ConfigMap the release applied in the cluster, so a release changes the
-// metric only once an agent has applied it. Clusters that do not run the application serve nothing.
-type load struct {
+// shop is the sample application as users meet it: one small HTTP backend per cluster, behind the
+// demo's HAProxy, answering with the cluster's name and the version it runs. A backend fails the
+// share of requests named by the errorRate of the ConfigMap that the release applied in its
+// cluster, so a release changes what users see only once an agent has applied it there. Clusters
+// that do not run the application answer 503. The backends count their answers for Prometheus.
+type shop struct {
 	requests *prometheus.CounterVec
 	reg      *prometheus.Registry
 
 	mu      sync.Mutex
-	running map[string]string // cluster -> version it serves
+	running map[string]release // cluster -> what it runs
 }
 
-const requestsPerTick = 50
+// release is what one cluster runs, as read from the cluster.
+type release struct {
+	version string
+	errRate float64
+}
 
-func newLoad() *load {
-	l := &load{reg: prometheus.NewRegistry(), running: map[string]string{}}
-	l.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+func newShop() *shop {
+	s := &shop{reg: prometheus.NewRegistry(), running: map[string]release{}}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "demo_http_requests_total",
 		Help: "Requests the sample application answered, by cluster, status code and version.",
 	}, []string{"cluster", "code", "version"})
-	l.reg.MustRegister(l.requests)
-	return l
+	s.reg.MustRegister(s.requests)
+	return s
 }
 
-// serve exposes the metrics on ln until ctx ends.
-func (l *load) serve(ctx context.Context, ln net.Listener) {
-	srv := &http.Server{Handler: promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	_ = srv.Serve(ln)
+// serveMetrics exposes the metrics on ln until ctx ends.
+func (s *shop) serveMetrics(ctx context.Context, ln net.Listener) {
+	serveUntil(ctx, ln, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 }
 
-// run simulates the users of one cluster until ctx ends.
-func (l *load) run(ctx context.Context, cluster string, kube kubernetes.Interface) {
+// serveBackend runs cluster's backend on ln until ctx ends.
+func (s *shop) serveBackend(ctx context.Context, cluster string, ln net.Listener) {
+	serveUntil(ctx, ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		r := s.release(cluster)
+		if r.version == "" {
+			http.Error(w, cluster+" does not run the shop", http.StatusServiceUnavailable)
+			return
+		}
+		// A small background error rate makes the good release's figures look real.
+		if rand.Float64() < r.errRate+0.002 {
+			s.requests.WithLabelValues(cluster, "500", r.version).Inc()
+			http.Error(w, cluster+" "+r.version+" failed", http.StatusInternalServerError)
+			return
+		}
+		s.requests.WithLabelValues(cluster, "200", r.version).Inc()
+		fmt.Fprintf(w, "%s %s\n", cluster, r.version)
+	}))
+}
+
+// follow reads, every second, what cluster runs from the ConfigMap its release applied there.
+func (s *shop) follow(ctx context.Context, cluster string, kube kubernetes.Interface) {
 	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cm, err := kube.CoreV1().ConfigMaps("shop").Get(rctx, "web", metav1.GetOptions{})
+		cancel()
+		var r release
+		if err == nil {
+			r.version = cm.Data["version"]
+			r.errRate, _ = strconv.ParseFloat(cm.Data["errorRate"], 64)
+		}
+		s.mu.Lock()
+		s.running[cluster] = r
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *shop) release(cluster string) release {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[cluster]
+}
+
+// versions returns the version each cluster runs now ("" when none).
+func (s *shop) versions() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.running))
+	for k, v := range s.running {
+		out[k] = v.version
+	}
+	return out
+}
+
+// users sends rps requests a second through url (the HAProxy frontend) and counts the answers by
+// the version that gave them.
+type users struct {
+	mu      sync.Mutex
+	answers map[string]int // "cluster version" or "error" -> count
+	total   atomic.Int64
+}
+
+func (u *users) run(ctx context.Context, url string, rps int) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t := time.NewTicker(time.Second / time.Duration(rps))
 	defer t.Stop()
 	for {
 		select {
@@ -59,44 +131,40 @@ func (l *load) run(ctx context.Context, cluster string, kube kubernetes.Interfac
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		cm, err := kube.CoreV1().ConfigMaps("shop").Get(rctx, "web", metav1.GetOptions{})
-		cancel()
-		if err != nil {
-			l.setRunning(cluster, "")
-			continue
-		}
-		version := cm.Data["version"]
-		rate, err := strconv.ParseFloat(cm.Data["errorRate"], 64)
-		if err != nil {
-			rate = 0
-		}
-		l.setRunning(cluster, version)
-		var failed int
-		for range requestsPerTick {
-			// A small background error rate makes the good release's figures look real.
-			if rand.Float64() < rate+0.002 {
-				failed++
+		go func() {
+			key := "error"
+			resp, err := client.Get(url)
+			if err == nil {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					key = strings.TrimSpace(string(body))
+				}
 			}
-		}
-		l.requests.WithLabelValues(cluster, "500", version).Add(float64(failed))
-		l.requests.WithLabelValues(cluster, "200", version).Add(float64(requestsPerTick - failed))
+			u.total.Add(1)
+			u.mu.Lock()
+			u.answers[key]++
+			u.mu.Unlock()
+		}()
 	}
 }
 
-func (l *load) setRunning(cluster, version string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.running[cluster] = version
-}
-
-// versions returns the version each cluster serves now ("" when none).
-func (l *load) versions() map[string]string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]string, len(l.running))
-	for k, v := range l.running {
+// snapshot returns the answers counted so far.
+func (u *users) snapshot() map[string]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[string]int, len(u.answers))
+	for k, v := range u.answers {
 		out[k] = v
 	}
 	return out
+}
+
+func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	_ = srv.Serve(ln)
 }

@@ -67,9 +67,11 @@ type demo struct {
 	api   *client.Client
 	url   string
 	token string
-	load  *load
+	shop  *shop
+	users *users
 	repo  *repo
 	prom  string
+	edge  string // the HAProxy frontend users go through
 
 	seenMu sync.Mutex
 	seen   map[string]map[string]bool // version -> clusters that ever served it
@@ -123,10 +125,14 @@ func (d *demo) setUp(ctx context.Context) error {
 	if _, err := exec.LookPath("git"); err != nil {
 		return errors.New("demo: git is needed for the sample repository: apt-get install -y git")
 	}
+	haproxy, err := lookHAProxy()
+	if err != nil {
+		return err
+	}
 	if err := os.RemoveAll(d.opts.Dir); err != nil {
 		return err
 	}
-	for _, sub := range []string{"logs", "agents", "prometheus"} {
+	for _, sub := range []string{"logs", "agents", "prometheus", "haproxy"} {
 		if err := os.MkdirAll(filepath.Join(d.opts.Dir, sub), 0o755); err != nil {
 			return err
 		}
@@ -148,20 +154,33 @@ func (d *demo) setUp(ctx context.Context) error {
 	}
 	d.n.say("control plane at %s (SQLite in %s)", d.url, d.opts.Dir)
 
-	d.load = newLoad()
+	d.shop = newShop()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	go d.load.serve(ctx, ln)
+	go d.shop.serveMetrics(ctx, ln)
+	backends := map[string]string{}
 	for _, c := range d.fleet.Clusters {
-		go d.load.run(ctx, c.Name, c.Client)
+		bln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		backends[c.Name] = bln.Addr().String()
+		go d.shop.serveBackend(ctx, c.Name, bln)
+		go d.shop.follow(ctx, c.Name, c.Client)
 	}
 	go d.watchVersions(ctx)
 	if err := d.startPrometheus(ctx, prom, ln.Addr().String()); err != nil {
 		return err
 	}
 	d.n.say("Prometheus at %s scrapes the shop's request metrics from every cluster", d.prom)
+	if err := d.startHAProxy(ctx, haproxy, backends); err != nil {
+		return err
+	}
+	d.users = &users{answers: map[string]int{}}
+	go d.users.run(ctx, d.edge, usersPerSecond)
+	d.n.say("HAProxy at %s spreads %d user requests a second over the clusters' shop backends", d.edge, usersPerSecond)
 
 	if err := d.registerAgents(ctx); err != nil {
 		return err
@@ -268,7 +287,8 @@ func (d *demo) registerAgents(ctx context.Context) error {
 				labels = dc.labels
 			}
 		}
-		obj := &v1.Cluster{Metadata: v1.ObjectMeta{Name: c.Name, Labels: labels}}
+		obj := &v1.Cluster{Metadata: v1.ObjectMeta{Name: c.Name, Labels: labels},
+			Spec: v1.ClusterSpec{Traffic: []v1.ClusterTraffic{{Router: "edge", Backend: c.Name, Capacity: 100}}}}
 		obj.Default()
 		if _, err := d.api.Create(ctx, obj); err != nil {
 			return fmt.Errorf("demo: register cluster %s: %w", c.Name, err)
@@ -316,19 +336,28 @@ spec:
       prometheus:
         address: %s
         query: |
-          sum(rate(demo_http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[15s]))
+          (sum(rate(demo_http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[15s])) or vector(0))
           / sum(rate(demo_http_requests_total{cluster="{{ .Cluster.Name }}"}[15s]))
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: TrafficRouter
+metadata: {name: edge}
+spec:
+  haproxy: {runtimeAPI: "unix://%s", backend: web}
 ---
 apiVersion: flotilla.dev/v1alpha1
 kind: RolloutStrategy
 metadata: {name: web-canary}
 spec:
-  type: rolling
+  type: canary
+  trafficRouter: edge
   onFailure: rollback
   waves:
   - name: canary
     clusters: {matchLabels: {ring: canary}}
-    after: [{analysis: {template: error-rate}}]
+    steps:
+    - {weight: 10, analysis: [{template: error-rate}]}
+    - {weight: 40, analysis: [{template: error-rate}]}
   - name: eu
     clusters: {matchLabels: {region: eu}}
   - name: us
@@ -344,7 +373,7 @@ spec:
   placement: {clusterSelector: {}}
   sync: {prune: true, selfHeal: true}
   strategy: web-canary
-`, d.repo.dir, d.prom)
+`, d.repo.dir, d.prom, d.haproxySocket())
 }
 
 func (d *demo) banner() {
@@ -378,6 +407,7 @@ func (d *demo) scenario(ctx context.Context) error {
 		return err
 	}
 	d.n.say("step 3: a bad change (v3) is committed; 30%% of its requests fail")
+	start, startTotal := d.users.snapshot(), d.users.total.Load()
 	if err := d.commitAndExpect(ctx, v3App, v1.RolloutRolledBack); err != nil {
 		return err
 	}
@@ -394,6 +424,20 @@ func (d *demo) scenario(ctx context.Context) error {
 	}
 	d.n.say("done: v3 reached only %s, failed its analysis there and was rolled back by itself; every cluster serves v2",
 		strings.Join(bad, ", "))
+	// What users saw: answers from v3 only while it ran on the canary, none once it was rolled back.
+	before := countVersion(d.users.snapshot(), "v3")
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(5 * time.Second):
+	}
+	answers := d.users.snapshot()
+	after := countVersion(answers, "v3")
+	d.n.say("users: since v3 was committed, %d of %d requests were answered by v3 and %d failed, all before the rollback",
+		after, d.users.total.Load()-startTotal, answers["error"]-start["error"])
+	if after != before {
+		return fmt.Errorf("users were still answered by v3 after the rollback (%d more answers)", after-before)
+	}
 	return nil
 }
 
@@ -461,7 +505,7 @@ func (d *demo) expectRollout(ctx context.Context, after string, want v1.RolloutP
 // expectServing waits until every cluster serves version.
 func (d *demo) expectServing(ctx context.Context, version string, _ []string) error {
 	return d.wait(ctx, "every cluster to serve "+version, func() error {
-		vs := d.load.versions()
+		vs := d.shop.versions()
 		var off []string
 		for _, c := range clusters {
 			if vs[c.name] != version {
@@ -485,7 +529,7 @@ func (d *demo) watchVersions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for c, v := range d.load.versions() {
+		for c, v := range d.shop.versions() {
 			if v == "" {
 				continue
 			}
@@ -593,6 +637,17 @@ func waitFor(ctx context.Context, limit time.Duration, what string, p *proc, con
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// countVersion sums the answers given by version (keys are "cluster version").
+func countVersion(answers map[string]int, version string) int {
+	n := 0
+	for k, v := range answers {
+		if strings.HasSuffix(k, " "+version) {
+			n += v
+		}
+	}
+	return n
 }
 
 func labelString(m map[string]string) string {

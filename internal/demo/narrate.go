@@ -133,6 +133,9 @@ func (n *narrator) rollout(r *v1.Rollout) {
 			n.measured[key] = len(m.Measurements)
 		}
 	}
+	if traffic := weights(st.Traffic); traffic != "" && traffic != weights(prev.Traffic) {
+		n.sayLocked("  traffic: %s", traffic)
+	}
 	if st.Phase != prev.Phase {
 		msg := ""
 		if st.Message != "" {
@@ -142,6 +145,21 @@ func (n *narrator) rollout(r *v1.Rollout) {
 	}
 	cp := st
 	n.rollouts[name] = &cp
+}
+
+// weights renders traffic weights as "router: cluster=weight ...".
+func weights(ws []v1.TrafficWeight) string {
+	var b strings.Builder
+	for i, w := range ws {
+		if i == 0 || ws[i-1].Router != w.Router {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(w.Router + ":")
+		}
+		fmt.Fprintf(&b, " %s=%d%%", w.Cluster, w.Weight)
+	}
+	return b.String()
 }
 
 func countClusters(r *v1.Release) int {

@@ -79,6 +79,9 @@ type Agent struct {
 	restarted bool   // started from a saved state and not yet heard by the server
 	refused   error  // the server refused this agent (lease held by another, credential revoked)
 	savedKey  []byte // the last saved snapshot, to skip writes that change nothing
+	// predecessor is the holder of the agent that saved the state this one started from, whose
+	// lease it gives up once, so that a replacement need not wait for that lease to expire.
+	predecessor string
 
 	nextPass time.Time // when Run, without the lease, next enforces offline; only Run uses it
 }
@@ -112,6 +115,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.restore(ctx)
 	b := client.Backoff{}
 	for ctx.Err() == nil {
+		a.replace(ctx)
 		lease, err := a.o.Client.AcquireLease(ctx, a.o.Holder)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -152,6 +156,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	_ = a.o.Client.ReleaseLease(context.WithoutCancel(ctx), a.o.Holder)
 	return ctx.Err()
+}
+
+// replace gives up the lease of the agent whose saved state this one started from (it was
+// killed, or its pod replaced): that agent is gone or, sharing the state, must not go on. The
+// server still arbitrates: should it live on, its next renewal takes the lease back or is
+// refused, never both agents at once.
+func (a *Agent) replace(ctx context.Context) {
+	if a.predecessor == "" {
+		return
+	}
+	err := a.o.Client.ReleaseLease(ctx, a.predecessor)
+	switch {
+	case err == nil:
+		a.o.Logger.Info("released the lease of the agent this one replaces", "holder", a.predecessor)
+	case client.IsNotFound(err):
+	case unreachable(err):
+		return // try again with the next attempt at the lease
+	default:
+		a.o.Logger.Warn("release the lease of the agent this one replaces", "holder", a.predecessor, "err", err)
+	}
+	a.predecessor = ""
 }
 
 // refusal reports whether err means the server will not serve this agent any more.
@@ -647,6 +672,9 @@ func (a *Agent) restore(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.offline, a.last, a.pending = snap.Offline, snap.Last, snap.Pending
+	if snap.Holder != a.o.Holder {
+		a.predecessor = snap.Holder
+	}
 	a.seq = max(a.seq, snap.Seq)
 	if a.pending != nil {
 		a.seq = max(a.seq, a.pending.Seq)
@@ -674,7 +702,7 @@ func (a *Agent) persist(ctx context.Context) bool {
 	if a.o.State == nil {
 		return false
 	}
-	snap := &state.Snapshot{Desired: a.saved, Offline: a.offline, Last: a.last, Pending: a.pending}
+	snap := &state.Snapshot{Desired: a.saved, Offline: a.offline, Last: a.last, Pending: a.pending, Holder: a.o.Holder}
 	key, err := state.Encode(snap)
 	if err != nil {
 		a.o.Logger.Warn("save agent state", "err", err)

@@ -36,6 +36,9 @@ type Snapshot struct {
 	// Pending is a status report posted without an acknowledgement; it is sent again with the
 	// same seq, so the server stores it at most once.
 	Pending *v1.AgentStatusReport `json:"pending,omitempty"`
+	// Holder is the lease holder name of the agent that saved the snapshot: the agent that
+	// replaces it on this state gives that lease up instead of waiting for it to expire.
+	Holder string `json:"holder,omitempty"`
 	// Seq is the last status sequence number used.
 	Seq     int64     `json:"seq,omitempty"`
 	SavedAt time.Time `json:"savedAt"`

@@ -20,6 +20,9 @@
 //   - It acts on the cluster while it holds the cluster's lease, or while the server cannot be
 //     reached; never after the server refused it (another agent holds the lease: 409, or its
 //     credential was revoked: 401/403).
+//   - An agent started from a snapshot saved under another holder name is that agent's
+//     replacement (same state store): it gives that lease up once before taking its own. Agents
+//     with different state stores never do; the second one is refused until the first is gone.
 //   - Every status report carries the lease epoch and a sequence number that rises across
 //     restarts (it starts from the clock and from the saved seq), so the server drops retries
 //     and reports from an agent that lost the lease.

@@ -3,6 +3,7 @@ package browser_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"net"
 	"net/http"
@@ -175,7 +176,7 @@ func seed(t *testing.T, s *server, clusters []string) {
 			msg = "web: " + hostile
 		}
 		objs = append(objs, &v1.Release{Metadata: v1.ObjectMeta{Name: fmt.Sprintf("web-%d", i)}, Spec: v1.ReleaseSpec{Service: "web",
-			Commit:      v1.Commit{SHA: fmt.Sprintf("%040x", i*7919), Message: msg, Author: "Ada <ada@example.com>", Time: tp(now.Add(-time.Duration(7-i)*24*time.Hour - 3*time.Hour))},
+			Commit:      v1.Commit{SHA: fmt.Sprintf("%x", sha1.Sum([]byte(msg))), Message: msg, Author: "Ada <ada@example.com>", Time: tp(now.Add(-time.Duration(7-i)*24*time.Hour - 3*time.Hour))},
 			ServiceSpec: v1.ServiceSpec{Source: v1.ServiceSource{Name: "shop", Path: "deploy/web"}, Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{}}}}})
 	}
 	for _, o := range objs {

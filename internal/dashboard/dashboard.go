@@ -43,6 +43,8 @@ type Backend interface {
 	Releases(ctx context.Context, service string) ([]v1.Release, error)
 	Rollouts(ctx context.Context, service string) ([]v1.Rollout, error)
 	Rollout(ctx context.Context, name string) (*v1.Rollout, error)
+	// Strategy returns the named RolloutStrategy's spec.
+	Strategy(ctx context.Context, name string) (*v1.RolloutStrategySpec, error)
 	// Audit returns the audit trail's events matching q, oldest first.
 	Audit(ctx context.Context, q AuditQuery) ([]v1.Event, error)
 	KPIs(ctx context.Context, period, service string) (*v1.KPIReport, error)

@@ -302,6 +302,18 @@ func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	page := rolloutPage{Rollout: ro, Buttons: d.buttons(p, ro)}
 	index := map[string]int{}
+	// Waves in the strategy's order (status lists clusters by name); a strategy that cannot be
+	// read leaves them in order of first appearance.
+	spec := ro.Spec.StrategySpec
+	if spec == nil && ro.Spec.Strategy != "" {
+		spec, _ = d.opts.Backend.Strategy(ctx, ro.Spec.Strategy)
+	}
+	if spec != nil {
+		for _, w := range spec.Waves {
+			index[w.Name] = len(page.Waves)
+			page.Waves = append(page.Waves, wave{Name: w.Name, Current: w.Name == ro.Status.CurrentWaveName})
+		}
+	}
 	for _, c := range ro.Status.Clusters {
 		i, ok := index[c.Wave]
 		if !ok {

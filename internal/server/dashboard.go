@@ -216,6 +216,14 @@ func (b *dashboardBackend) Rollout(ctx context.Context, name string) (*v1.Rollou
 	return getTyped[v1.Rollout](ctx, b.s, v1.KindRollout, name)
 }
 
+func (b *dashboardBackend) Strategy(ctx context.Context, name string) (*v1.RolloutStrategySpec, error) {
+	rs, err := getTyped[v1.RolloutStrategy](ctx, b.s, v1.KindRolloutStrategy, name)
+	if err != nil {
+		return nil, err
+	}
+	return &rs.Spec, nil
+}
+
 func (b *dashboardBackend) Audit(ctx context.Context, q dashboard.AuditQuery) ([]v1.Event, error) {
 	kinds, err := parseAuditKinds(q.Kinds)
 	if err != nil {

@@ -124,7 +124,7 @@ spec:
   waves:
   - name: first
     clusters: {matchLabels: {order: "0"}}
-    after: [{bake: 4s}]
+    after: [{bake: 8s}]
   - name: second
     clusters: {matchLabels: {order: "1"}}
     after: [{bake: 4s}]
@@ -206,6 +206,7 @@ spec:
 	if _, err := a.Admin.Create(ctx, ro); err != nil {
 		t.Fatalf("create rollout: %v", err)
 	}
+	// The kill falls in the first wave's 8 s bake: its timer is due by the time B leads.
 	eventually(t, 2*time.Minute, "the first wave is healthy and baking", func(ctx context.Context) error {
 		o, err := b.Admin.Get(ctx, "rollouts", "web-r2")
 		if err != nil {
@@ -213,7 +214,7 @@ spec:
 		}
 		st := o.(*v1.Rollout).Status
 		for _, c := range st.Clusters {
-			if c.Name == names[0] && st.CurrentWave == 0 && c.Release == "web-r2" && c.Health == v1.HealthHealthy {
+			if c.Name == names[0] && st.CurrentWave == 0 && c.Release == "web-r2" && c.Phase == v1.ClusterRolloutHealthy {
 				return nil
 			}
 		}

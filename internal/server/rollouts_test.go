@@ -27,7 +27,7 @@ func isRolloutControl(rt server.Route) bool {
 
 // startedRollout stores a Rollout whose engine started and then ran evs: one wave without
 // clusters behind an approval gate for roles, so that no step needs an assignment.
-func startedRollout(t *testing.T, e *env, name string, roles []string, evs ...rollout.Event) {
+func startedRollout(t testing.TB, e *env, name string, roles []string, evs ...rollout.Event) {
 	t.Helper()
 	ctx := context.Background()
 	o, err := e.store.Create(ctx, &store.Object{Kind: v1.KindRollout, Name: name,
@@ -92,7 +92,7 @@ func rolloutRequestFor(t *testing.T, e *env, rt server.Route, suffix string, obj
 	return "/api/v1/rollouts/" + name + "/" + action, nil
 }
 
-func rolloutPhase(t *testing.T, e *env, name string) v1.RolloutPhase {
+func rolloutPhase(t testing.TB, e *env, name string) v1.RolloutPhase {
 	t.Helper()
 	o, err := e.admin.Get(context.Background(), v1.KindRollout, name)
 	if err != nil {
@@ -103,7 +103,9 @@ func rolloutPhase(t *testing.T, e *env, name string) v1.RolloutPhase {
 
 // TestRolloutApprovalGate checks that only a principal holding one of the gate's roles approves it,
 // that others get 403 with the reason, and that the approval is audited with its approver.
-func TestRolloutApprovalGate(t *testing.T) {
+func TestRolloutApprovalGate(t *testing.T) { onEveryBackend(t, testRolloutApprovalGate) }
+
+func testRolloutApprovalGate(t *testing.T, newEnv envMaker) {
 	e := newEnv(t)
 	startedRollout(t, e, "gated", []string{"admin"})
 	if got := rolloutPhase(t, e, "gated"); got != v1.RolloutWaitingApproval {
@@ -191,4 +193,30 @@ func TestRolloutActionErrors(t *testing.T) {
 	if _, err := e.admin.Get(ctx, v1.KindRollout, "web-1-retry2"); err != nil {
 		t.Errorf("retry of an aborted rollout created no new rollout: %v", err)
 	}
+}
+
+// TestRolloutPlanErrors checks the plan route's answers to what cannot be planned.
+func TestRolloutPlanErrors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.viewer.RolloutPlan(ctx, "nope", "")
+	wantStatus(t, err, 404, v1.ReasonNotFound)
+	if _, err := e.store.Create(ctx, &store.Object{Kind: v1.KindService, Name: "web",
+		Spec: json.RawMessage(`{"source":{"name":"shop"},"placement":{"clusterSelector":{}}}`)}, testActor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Create(ctx, &store.Object{Kind: v1.KindRelease, Name: "api-1",
+		Spec: json.RawMessage(`{"service":"api","commit":{"sha":"0123456789abcdef0123456789abcdef01234567"},"serviceSpec":{"source":{"name":"shop"},"placement":{"clusterSelector":{}}}}`)}, testActor); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.viewer.RolloutPlan(ctx, "web", "")
+	if st := wantStatus(t, err, 400, v1.ReasonBadRequest); !strings.Contains(st.Message, "no latest release") {
+		t.Errorf("plan without a release: %q", st.Message)
+	}
+	_, err = e.viewer.RolloutPlan(ctx, "web", "api-1")
+	if st := wantStatus(t, err, 422, v1.ReasonInvalid); !strings.Contains(st.Message, `release api-1 is a release of service "api"`) {
+		t.Errorf("plan of another service's release: %q", st.Message)
+	}
+	_, err = e.viewer.RolloutPlan(ctx, "web", "nope")
+	wantStatus(t, err, 422, v1.ReasonInvalid)
 }

@@ -226,7 +226,7 @@ func TestDashboardInChromium(t *testing.T) {
 	chromium(t)
 	s := startServer(t)
 	clusters := []string{"eu-canary", "eu-1", "eu-2", "eu-3", "eu-4", "us-1", "us-2", "us-3", "us-4", "us-5"}
-	seed(t, s, clusters)
+	agents := seed(t, s, clusters)
 	hostileLabel(t, s, "eu-2")
 	now := time.Now().UTC()
 	putRollout(t, s, "web-6", "web", "web-6", liveStatus(now, "canary step 1 of 2: analysing at 5% traffic"))
@@ -259,6 +259,13 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("hostile script ran (pwned=%s)", v)
 	}
 	b.screenshot("fleet")
+
+	// The fleet page follows agent reports live.
+	if _, err := agents["us-5"].client.PostStatus(context.Background(), agents["us-5"].epoch, v1.AgentStatusReport{Seq: 2, Health: v1.HealthFailed,
+		Services: []v1.ServiceReport{{Service: "web", Release: "web-5", Health: v1.HealthFailed}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the fleet shows us-5 failing", `document.querySelector('#fleet tr[data-cluster="us-5"]').innerText.includes('Failed')`, 10*time.Second)
 
 	// Filter by label.
 	b.open("/ui/?selector=region%3Dus")

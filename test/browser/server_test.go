@@ -150,7 +150,13 @@ func fp(f float64) *float64 { return &f }
 
 // seed creates a fleet of clusters with agent reports, a service with releases and rollouts
 // (finished ones for the KPIs, one in flight with analysis and traffic), through the API.
-func seed(t *testing.T, s *server, clusters []string) {
+// agentConn is a registered agent holding its cluster's lease.
+type agentConn struct {
+	client *client.Client
+	epoch  int64
+}
+
+func seed(t *testing.T, s *server, clusters []string) map[string]agentConn {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -187,6 +193,7 @@ func seed(t *testing.T, s *server, clusters []string) {
 	}
 	// Agent reports: canary and eu run web-6, the rest web-5; one cluster reports an error.
 	anon := s.client(t, "")
+	agents := map[string]agentConn{}
 	for i, name := range clusters {
 		bt, err := s.admin.CreateBootstrapToken(ctx, name, 0)
 		if err != nil {
@@ -215,6 +222,7 @@ func seed(t *testing.T, s *server, clusters []string) {
 			sv.Errors = []v1.AgentError{{Object: "apps/Deployment/web/web", Message: "apply: " + hostile}}
 			health = v1.HealthDegraded
 		}
+		agents[name] = agentConn{agent, lease.Epoch}
 		if _, err := agent.PostStatus(ctx, lease.Epoch, v1.AgentStatusReport{Seq: 1, AgentVersion: "v0.1.0", KubernetesVersion: "v1.36.3",
 			Health: health, Services: []v1.ServiceReport{sv}}); err != nil {
 			t.Fatal(err)
@@ -231,6 +239,7 @@ func seed(t *testing.T, s *server, clusters []string) {
 		}
 		putRollout(t, s, name, "web", name, st)
 	}
+	return agents
 }
 
 // putRollout creates a rollout through the API and writes its status. The server's rollout

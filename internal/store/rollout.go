@@ -99,4 +99,8 @@ type RolloutStore interface {
 	// sorted by name: the named ones (missing names are skipped), or with
 	// no names every rollout whose record is not Done.
 	RolloutRecords(ctx context.Context, names ...string) ([]RolloutRecord, error)
+	// AgentSummaries is AgentStatuses without the full reports (Report is
+	// nil): what the runner polls to follow every agent's health and
+	// heartbeat without reading every object of every report.
+	AgentSummaries(ctx context.Context, clusters ...string) (map[string]*AgentStatus, error)
 }

@@ -664,7 +664,7 @@ func (l *leader) poll(ctx context.Context) error {
 			names = append(names, n)
 		}
 	}
-	sts, err := l.o.Store.AgentStatuses(ctx, names...)
+	sts, err := l.o.Store.AgentSummaries(ctx, names...)
 	if err != nil {
 		return err
 	}

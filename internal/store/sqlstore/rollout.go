@@ -270,3 +270,45 @@ type recordScanner struct {
 func (r recordScanner) Scan(dest ...any) error {
 	return r.r.Scan(append(dest, r.rec, r.done)...)
 }
+
+// AgentSummaries implements store.RolloutStore.
+func (s *Store) AgentSummaries(ctx context.Context, clusters ...string) (map[string]*store.AgentStatus, error) {
+	query := `SELECT cluster, seq, epoch, agent_version, kubernetes_version, health, applied_digest, summary, last_heartbeat FROM agent_status`
+	var args []any
+	if len(clusters) > 0 {
+		var b strings.Builder
+		b.WriteString(query + ` WHERE cluster IN (`)
+		for i, c := range clusters {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", i+1)
+			args = append(args, c)
+		}
+		b.WriteString(")")
+		query = b.String()
+	}
+	rows, err := s.b.Querier().Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("agent summaries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*store.AgentStatus{}
+	for rows.Next() {
+		var (
+			st      store.AgentStatus
+			summary string
+			hb      int64
+		)
+		if err := rows.Scan(&st.Cluster, &st.Seq, &st.Epoch, &st.AgentVersion, &st.KubernetesVersion, &st.Health, &st.AppliedDigest,
+			&summary, &hb); err != nil {
+			return nil, fmt.Errorf("agent summaries: %w", err)
+		}
+		st.Summary, st.LastHeartbeat = json.RawMessage(summary), fromNanos(hb)
+		out[st.Cluster] = &st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("agent summaries: %w", err)
+	}
+	return out, nil
+}

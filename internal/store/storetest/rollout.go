@@ -19,6 +19,7 @@ var rolloutTests = []struct {
 	{"CommitTransition", testCommitTransition},
 	{"CommitTransitionAllOrNothing", testCommitTransitionAllOrNothing},
 	{"RolloutRecords", testRolloutRecords},
+	{"AgentSummaries", testAgentSummaries},
 }
 
 func testLeadership(t *testing.T, s store.Store) {
@@ -238,5 +239,32 @@ func testRolloutRecords(t *testing.T, s store.Store) {
 	recs, err = s.RolloutRecords(ctx, "a", "zz")
 	if err != nil || len(recs) != 1 || !recs[0].Done || string(recs[0].Record) != `{"n":"a"}` {
 		t.Fatalf("RolloutRecords(a, zz) = %+v, %v; want a, done", recs, err)
+	}
+}
+
+// testAgentSummaries checks that AgentSummaries returns what AgentStatuses does, without the
+// reports.
+func testAgentSummaries(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	hb := time.Now().UTC().Truncate(time.Millisecond)
+	for i, c := range []string{"eu-1", "eu-2", "us-1"} {
+		if _, err := s.RecordAgentStatus(ctx, store.AgentStatus{Cluster: c, Seq: int64(i + 1), Epoch: 2, Health: "Healthy",
+			AgentVersion: "v1", Summary: json.RawMessage(`{"health":"Healthy"}`), Report: json.RawMessage(`{"big":"report"}`),
+			LastHeartbeat: hb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.AgentSummaries(ctx)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("AgentSummaries() = %d, %v; want 3", len(all), err)
+	}
+	some, err := s.AgentSummaries(ctx, "eu-2", "nope")
+	if err != nil || len(some) != 1 {
+		t.Fatalf("AgentSummaries(eu-2, nope) = %v, %v; want eu-2 only", some, err)
+	}
+	st := some["eu-2"]
+	if st.Seq != 2 || st.Epoch != 2 || st.Health != "Healthy" || st.AgentVersion != "v1" || !st.LastHeartbeat.Equal(hb) ||
+		string(st.Summary) != `{"health":"Healthy"}` || st.Report != nil {
+		t.Errorf("AgentSummaries(eu-2) = %+v; want its status, summary and heartbeat, no report", st)
 	}
 }

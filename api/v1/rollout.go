@@ -278,7 +278,10 @@ type RolloutPlan struct {
 	Type          StrategyType  `json:"type"`
 	TrafficRouter string        `json:"trafficRouter,omitempty"`
 	OnFailure     FailurePolicy `json:"onFailure"`
-	Waves         []PlanWave    `json:"waves"`
+	// Weights says where the clusters' current weights come from: read
+	// from the router, or its capacities when the router cannot say.
+	Weights string     `json:"weights,omitempty"`
+	Waves   []PlanWave `json:"waves"`
 }
 
 // PlanWave is one wave of a RolloutPlan with its clusters resolved.

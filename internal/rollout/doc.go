@@ -68,8 +68,9 @@
 //     pauses: Resume or Retry re-runs the failed gate or reassigns the
 //     failed clusters, Promote skips the gate or accepts the failures,
 //     Abort rolls back. An Inconclusive analysis always pauses.
-//   - Pause stops all progress; deadlines, bakes and holds move by the time
-//     spent paused. A failure while paused is still handled.
+//   - Pause (also before Start) stops all progress; deadlines, bakes and
+//     holds move by the time spent paused. A failure while paused is still
+//     handled.
 //   - Abort rolls back like a failure and ends Aborted; Rollback{To} sends
 //     every touched cluster To (or its previous release), with the same
 //     traffic. Superseded stops analyses and restores every planned weight

@@ -86,7 +86,10 @@ func checkEvent(s *State, ev Event, ci *int) error {
 			return illegal("no gate to promote")
 		}
 	case Pause:
-		if pending || s.Paused {
+		// A Pending rollout may be paused: Start then goes no further than
+		// its first wave's start (the runner holds a start whose drain
+		// failed that way).
+		if s.Paused {
 			return illegal("not progressing")
 		}
 	case Resume:

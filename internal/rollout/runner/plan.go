@@ -30,6 +30,16 @@ type PlanRequest struct {
 	Release      string
 	Strategy     string
 	StrategySpec *v1.RolloutStrategySpec
+	// Router, when set, reads the weights in force from the strategy's
+	// traffic router; without it, or when the router cannot say (a webhook
+	// router before its first change), capacities stand in for them.
+	Router WeightReader
+}
+
+// WeightReader reads the weights (0-100) a traffic router gives clusters
+// now; internal/traffic.Manager implements it.
+type WeightReader interface {
+	Weights(ctx context.Context, router string, clusters []string) ([]v1.TrafficWeight, error)
 }
 
 // Planned is a plan and the strategy it came from.
@@ -37,13 +47,16 @@ type Planned struct {
 	Plan rollout.Plan
 	// StrategyName is the RolloutStrategy used, "inline" or "" (all at once).
 	StrategyName string
+	// Weights says where the clusters' weights come from (with a router).
+	Weights string
 }
 
 // PlanFor plans a rollout from the store: the targeted clusters are those
 // the release has a bundle for that match the service's placement; each
-// cluster's current assignment of the service is its previous release, and
-// its weight is the capacity its spec.traffic gives the strategy's router
-// (0 without an entry), at most 100.
+// cluster's current assignment of the service is its previous release, its
+// capacity is the one its spec.traffic gives the strategy's router (0
+// without an entry), at most 100, and its weight is the one the router
+// gives it now (req.Router), or its capacity when the router cannot say.
 func PlanFor(ctx context.Context, st store.Store, req PlanRequest) (*Planned, error) {
 	svcObj, err := st.Get(ctx, v1.KindService, req.Service)
 	if err != nil {
@@ -111,6 +124,7 @@ func PlanFor(ctx context.Context, st store.Store, req PlanRequest) (*Planned, er
 					if tr.Capacity == 0 {
 						ci.Weight = v1.DefaultCapacity
 					}
+					ci.Capacity = ci.Weight
 				}
 			}
 			ds, err := st.Desired(ctx, o.Name)
@@ -129,6 +143,9 @@ func PlanFor(ctx context.Context, st store.Store, req PlanRequest) (*Planned, er
 		}
 		opts.Continue = l.Continue
 	}
+	if spec.TrafficRouter != "" && len(clusters) > 0 {
+		out.Weights = routerWeights(ctx, req.Router, spec.TrafficRouter, clusters)
+	}
 	if len(clusters) == 0 {
 		return nil, fmt.Errorf("%w: release %s targets no cluster (none has a bundle of it and matches service %s's placement)", ErrPlan, req.Release, req.Service)
 	}
@@ -140,10 +157,47 @@ func PlanFor(ctx context.Context, st store.Store, req PlanRequest) (*Planned, er
 	return out, nil
 }
 
+// routerWeights sets the clusters' weights to those the router gives
+// them now and says so; when it cannot, the capacities stay and it says
+// why.
+func routerWeights(ctx context.Context, wr WeightReader, router string, clusters []rollout.ClusterInfo) string {
+	if wr == nil {
+		return "from capacities (router " + router + " not read)"
+	}
+	names := make([]string, 0, len(clusters))
+	for _, c := range clusters {
+		if c.Capacity > 0 {
+			names = append(names, c.Name) // clusters without a backend have no weight to read
+		}
+	}
+	if len(names) == 0 {
+		return "none: no cluster has a backend in router " + router
+	}
+	ws, err := wr.Weights(ctx, router, names)
+	if err != nil {
+		return "from capacities: router " + router + " cannot say: " + err.Error()
+	}
+	got := map[string]int{}
+	for _, w := range ws {
+		got[w.Cluster] = min(max(w.Weight, 0), 100)
+	}
+	for _, n := range names {
+		if _, ok := got[n]; !ok {
+			return "from capacities: router " + router + " gave no weight for cluster " + n
+		}
+	}
+	for i := range clusters {
+		if w, ok := got[clusters[i].Name]; ok {
+			clusters[i].Weight = w
+		}
+	}
+	return "read from router " + router
+}
+
 // Describe renders the plan for people (`flotilla rollout plan`).
 func (p *Planned) Describe(service, release string) v1.RolloutPlan {
 	out := v1.RolloutPlan{Service: service, Release: release, Strategy: p.StrategyName, Type: p.Plan.Type,
-		TrafficRouter: p.Plan.Router, OnFailure: p.Plan.OnFailure, Waves: []v1.PlanWave{}}
+		TrafficRouter: p.Plan.Router, OnFailure: p.Plan.OnFailure, Weights: p.Weights, Waves: []v1.PlanWave{}}
 	for _, w := range p.Plan.Waves {
 		pw := v1.PlanWave{Name: w.Name, MaxParallel: w.MaxParallel, MaxFailures: w.MaxFailures, Drain: w.Drain,
 			ProgressDeadline: w.ProgressDeadline.String(), Clusters: []v1.PlanCluster{}}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
@@ -27,6 +28,12 @@ type Record struct {
 	RestoredAt *time.Time `json:"restoredAt,omitempty"`
 	// TrafficMessage says what happened to the last traffic change.
 	TrafficMessage string `json:"trafficMessage,omitempty"`
+	// PlanWeights says where the weights found at planning came from (the
+	// router, or capacities when it could not say).
+	PlanWeights string `json:"planWeights,omitempty"`
+	// Deferred are people's actions written by Act for the leader to step,
+	// because they need traffic set before their assignments.
+	Deferred []Deferred `json:"deferred,omitempty"`
 	// Finalized is set once the service's status and the release's failed
 	// mark reflect the rollout's end.
 	Finalized bool `json:"finalized,omitempty"`
@@ -37,6 +44,7 @@ func (r *Record) clone() *Record {
 	c := *r
 	c.Engine = r.Engine.Clone()
 	c.Analyses = slices.Clone(r.Analyses)
+	c.Deferred = slices.Clone(r.Deferred)
 	if r.Analysis != nil {
 		a := *r.Analysis
 		c.Analysis = &a
@@ -61,9 +69,11 @@ func (r *Record) needsRestore() bool {
 	return false
 }
 
-// Done reports whether the runner has nothing left to do for the rollout.
+// Done reports whether the runner has nothing left to do for the rollout:
+// it ended, its end is reflected, and after a rollback every cluster is
+// back on its release with its weight.
 func (r *Record) Done() bool {
-	return r.Engine.Finished() && r.Finalized && !r.needsRestore()
+	return r.Engine.Finished() && r.Finalized && !r.needsRestore() && !r.Engine.Restoring()
 }
 
 // Status renders the record as the Rollout object's status.
@@ -72,6 +82,14 @@ func (r *Record) Status() v1.RolloutStatus {
 	st.Analyses = slices.Clone(r.Analyses)
 	st.FailedAt, st.RestoredAt = r.FailedAt, r.RestoredAt
 	st.TrafficMessage = r.TrafficMessage
+	for _, d := range r.Deferred {
+		// Also what makes the leader read the record again: a status
+		// change is an event.
+		st.TrafficMessage = strings.TrimPrefix(st.TrafficMessage+"; "+d.Event+" by "+d.By+" waits for the rollout runner to set the traffic first", "; ")
+	}
+	if r.PlanWeights != "" {
+		st.TrafficMessage = strings.TrimPrefix(st.TrafficMessage+"; weights at planning "+r.PlanWeights, "; ")
+	}
 	return st
 }
 

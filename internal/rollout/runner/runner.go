@@ -287,6 +287,8 @@ type entry struct {
 	// applied are the traffic weights known to be in effect; nil unknown.
 	applied      map[string]int
 	trafficRetry time.Time
+	// deferredFed is set once the record's Deferred actions are pending.
+	deferredFed bool
 	pauseReason  string
 	retryAt      time.Time
 	failures     int
@@ -352,7 +354,7 @@ func (l *leader) track(rr store.RolloutRecord) error {
 		l.entries[e.name] = e
 	}
 	e.obj, e.spec, e.rec = rr.Object, spec, rec
-	e.fed = map[string]obs{}
+	e.fed, e.deferredFed = map[string]obs{}, false
 	if rec != nil && rec.Done() {
 		l.drop(e)
 	}
@@ -705,8 +707,18 @@ func (l *leader) observe(cluster, service string, now time.Time) obs {
 // due timers.
 func (l *leader) feed(e *entry, now time.Time) {
 	s := &e.rec.Engine
-	if s.Finished() || s.Phase == v1.RolloutPending {
+	// A rollback still Restoring takes statuses: they give clusters back
+	// on their release their weight.
+	if (s.Finished() && !s.Restoring()) || s.Phase == v1.RolloutPending {
 		return
+	}
+	if len(e.rec.Deferred) > 0 && !e.deferredFed {
+		for _, d := range e.rec.Deferred {
+			if ev := d.event(); ev != nil {
+				e.pending = append(e.pending, ev)
+			}
+		}
+		e.deferredFed = true
 	}
 	for _, c := range s.Clusters {
 		o := l.observe(c.Name, s.Service, now)
@@ -770,7 +782,7 @@ type job struct {
 // commit steps the rollout through its pending events and writes the
 // transition.
 func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
-	if j := l.prepare(e, now); j != nil {
+	if j := l.prepare(ctx, e, now); j != nil {
 		l.writeJob(ctx, j)
 		l.finish(ctx, j)
 	}
@@ -783,7 +795,7 @@ func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
 func (l *leader) commitAll(ctx context.Context, es []*entry, now time.Time) {
 	var jobs []*job
 	for _, e := range es {
-		if j := l.prepare(e, now); j != nil {
+		if j := l.prepare(ctx, e, now); j != nil {
 			jobs = append(jobs, j)
 		}
 	}
@@ -806,11 +818,17 @@ func (l *leader) commitAll(ctx context.Context, es []*entry, now time.Time) {
 
 // prepare steps e's pending events; it returns nil, clearing them, when
 // the step changed nothing worth writing.
-func (l *leader) prepare(e *entry, now time.Time) *job {
+func (l *leader) prepare(ctx context.Context, e *entry, now time.Time) *job {
 	evs := e.pending
 	t0 := time.Now()
 	defer func() { l.r.stepNanos.Add(int64(time.Since(t0))) }()
 	next, acts, errs, _ := step(e.rec, evs, now, false)
+	if err := l.leadTraffic(ctx, e, next, acts); err != nil {
+		evs, next, acts, errs = l.stepHeld(e, err, now)
+	}
+	if e.deferredFed {
+		next.Deferred = nil // stepped now, with the rest
+	}
 	for id, run := range e.runs {
 		next.mergeRun(id, run)
 	}
@@ -873,6 +891,7 @@ func (l *leader) finish(ctx context.Context, j *job) {
 		e.pending = nil
 	}
 	e.runs, e.progressDirty, e.pauseReason = nil, false, ""
+	e.deferredFed = false
 	e.lastProgress = now
 	for _, a := range j.acts {
 		if t, ok := a.(rollout.SetTimer); ok {
@@ -1033,7 +1052,10 @@ func (l *leader) checkRestored(ctx context.Context, e *entry, now time.Time) {
 		}
 		all = all && ok
 	}
-	if all {
+	// Restored means back on the release and back in rotation: the engine
+	// gives each cluster its weight on the status that shows it healthy,
+	// and the router must have it.
+	if all && !next.Engine.Restoring() && e.trafficInForce() {
 		next.RestoredAt = timePtr(now)
 	}
 	if !sameRecord(e.rec, next) {
@@ -1052,6 +1074,21 @@ func restoreDelay(r *Record) string {
 		return ""
 	}
 	return r.RestoredAt.Sub(*r.FailedAt).Round(time.Millisecond).String()
+}
+
+// trafficInForce reports whether the router has every weight the record
+// holds (always, without a router).
+func (e *entry) trafficInForce() bool {
+	s := &e.rec.Engine
+	if s.Plan.Router == "" {
+		return true
+	}
+	for _, c := range s.Clusters {
+		if w, ok := e.applied[c.Name]; !ok || w != c.Weight {
+			return false
+		}
+	}
+	return true
 }
 
 // startAnalysis runs the analysis a in a goroutine whose result comes
@@ -1205,8 +1242,11 @@ func (e *entry) hasPending(ev rollout.Event) bool {
 
 // start plans a Pending rollout and feeds it Start.
 func (l *leader) start(ctx context.Context, e *entry, service string) {
-	planned, err := PlanFor(ctx, l.o.Store, PlanRequest{Service: service, Release: e.spec.Release,
-		Strategy: e.spec.Strategy, StrategySpec: e.spec.StrategySpec})
+	req := PlanRequest{Service: service, Release: e.spec.Release, Strategy: e.spec.Strategy, StrategySpec: e.spec.StrategySpec}
+	if wr, ok := l.o.Traffic.(WeightReader); ok {
+		req.Router = wr
+	}
+	planned, err := PlanFor(ctx, l.o.Store, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -1222,6 +1262,7 @@ func (l *leader) start(ctx context.Context, e *entry, service string) {
 		l.o.Logger.Warn("rollout runner: service status", "rollout", e.name, "err", err)
 	}
 	e.rec = &Record{Engine: rollout.NewState(planned.Plan, service, e.spec.Release)}
+	e.rec.PlanWeights = planned.Weights
 	e.fed = map[string]obs{}
 	e.pending = append(e.pending, rollout.Start{})
 }

@@ -323,7 +323,11 @@ func auditOf(by store.Actor, evs []rollout.Event, acts []rollout.Action, errs []
 // rollout's record, steps the engine with ev at now and commits the
 // transition with its assignments, retrying when another writer got there
 // first. The leading runner picks the change up from the event log and
-// carries out what is left (analyses, traffic). Engine errors
+// carries out what is left (analyses, traffic). An action whose
+// assignments need traffic weights set first (a drain) is checked here
+// and handed to the leader instead (Record.Deferred), which sets the
+// weights before it assigns; the record returned then shows the rollout
+// before the action. Engine errors
 // (rollout.ErrNotPermitted, ErrIllegalEvent, ErrFinished) are returned
 // wrapped; a rollout the runner has not started yet is ErrNotStarted.
 func Act(ctx context.Context, st store.Store, name string, ev rollout.Event, by store.Actor, now func() time.Time) (*Record, error) {
@@ -347,7 +351,18 @@ func Act(ctx context.Context, st store.Store, name string, ev rollout.Event, by 
 		if err != nil {
 			return nil, fmt.Errorf("rollout %s: %w", name, err)
 		}
-		_, err = c.commit(ctx, recs[0].Object, next, acts, auditOf(by, []rollout.Event{ev}, acts, nil), by, nil)
+		audit := auditOf(by, []rollout.Event{ev}, acts, nil)
+		if d, ok := deferredOf(ev, by); ok && len(leadingWeights(&next.Engine, acts)) > 0 {
+			// The action drains clusters before assigning them: only the
+			// leading runner sets router weights, so it steps the action
+			// (checked here) and puts the weights in force first.
+			held := rec.clone()
+			held.Deferred = append(held.Deferred, d)
+			audit = &Audit{By: audit.By, Events: audit.Events,
+				Actions: []string{"handed to the rollout runner: it sets the traffic before it assigns"}}
+			next, acts = held, nil
+		}
+		_, err = c.commit(ctx, recs[0].Object, next, acts, audit, by, nil)
 		if errors.Is(err, store.ErrConflict) && attempt < conflictRetries {
 			continue
 		}

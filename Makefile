@@ -15,9 +15,10 @@ export FLOTILLA_DEVFLEET_BIN := $(CURDIR)/bin/flotilla-devfleet
 
 all: build
 
-## build: the flotilla binary in bin/
+## build: the flotilla binary, and the agent-only flotilla-agent (a smaller footprint), in bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/flotilla ./cmd/flotilla
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/flotilla-agent ./cmd/flotilla-agent
 
 ## fleet: the local-fleet program, built once per machine and cached (rebuilt when devfleet/ changes)
 fleet:

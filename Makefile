@@ -27,7 +27,7 @@ fleet:
 ## test: unit and end-to-end tests (the end-to-end ones on a local fleet of real clusters)
 test: build fleet
 	$(GO) test -count=1 -timeout 25m ./...
-	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... ./internal/analysis/... 2>/dev/null)
+	$(GO) test -count=1 -race -timeout 15m $$($(GO) list ./internal/store/... ./internal/server/... ./client/... ./internal/analysis/... ./internal/traffic/... 2>/dev/null)
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each); longer runs: make fuzz FUZZTIME=10m
 FUZZTIME ?= 10s

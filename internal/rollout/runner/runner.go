@@ -766,7 +766,6 @@ func (e *entry) nextTimer() (time.Time, bool) {
 	return best, !best.IsZero()
 }
 
-
 // job is one rollout's transition on its way to the store.
 type job struct {
 	e     *entry
@@ -777,15 +776,6 @@ type job struct {
 	audit *Audit
 	res   *store.TransitionResult
 	err   error
-}
-
-// commit steps the rollout through its pending events and writes the
-// transition.
-func (l *leader) commit(ctx context.Context, e *entry, now time.Time) {
-	if j := l.prepare(ctx, e, now); j != nil {
-		l.writeJob(ctx, j)
-		l.finish(ctx, j)
-	}
 }
 
 // commitAll commits the transitions of es, writing up to

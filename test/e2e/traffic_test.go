@@ -338,6 +338,7 @@ spec:
 		t.Fatal(err)
 	}
 	begin := time.Now()
+	raised := sampleWeight(x.ctx, rt, green[0])
 	x.startRollout(t)
 	var switched time.Time
 	// Green is idle in the router, so green must be the group updated first and switched to.
@@ -352,12 +353,20 @@ spec:
 		switched = time.Now()
 		return nil
 	})
-	before := x.load.Between(begin, switched.Add(-50*time.Millisecond))
+	// No request started before green got traffic (less 50 ms for the sampling) reached green. A
+	// switch raises green before it lowers blue, so the time the switch was seen complete is later.
+	greenUp := raised.first(func(w int) bool { return w > 0 })
+	if greenUp.IsZero() {
+		t.Fatalf("green cluster %s was never seen with weight", green[0])
+	}
+	before := x.load.Between(begin, greenUp.Add(-50*time.Millisecond))
 	for _, g := range green {
-		if n := before.Bodies[g+" r2"]; n != 0 {
-			t.Errorf("green cluster %s answered %d requests with r2 before the switch (%s)", g, n, before)
+		if n := before.Bodies[g+" r1"] + before.Bodies[g+" r2"]; n != 0 {
+			t.Errorf("green cluster %s answered %d requests before the switch (%s)", g, n, before)
 		}
 	}
+	t.Logf("blue/green: green got traffic %s after the rollout started; switch seen complete %s later",
+		greenUp.Sub(begin).Round(time.Millisecond), switched.Sub(greenUp).Round(time.Millisecond))
 	afterSwitch := x.load.WaitFor(t, switched, 1000, time.Minute)
 	for body, n := range afterSwitch.Bodies {
 		if !strings.HasSuffix(body, " r2") || strings.HasPrefix(body, blue+" ") {
@@ -613,7 +622,9 @@ spec:
 		}
 	}
 	t.Logf("HTTPRoute weights seen: %v", seen)
-	want := []int64{1, 0, 5, 25, 50, 100} // the API's default weight 1, drained, three steps, planned weight
+	// The API's default weight 1, drained, three steps, then the weight read from the route at
+	// planning (1) again.
+	want := []int64{1, 0, 5, 25, 50, 1}
 	if fmt.Sprint(canarySteps) != fmt.Sprint(want) {
 		t.Errorf("canary weights in the HTTPRoute went %v, want %v", canarySteps, want)
 	}
@@ -629,8 +640,8 @@ spec:
 			}
 		}
 	}
-	if last := seen[len(seen)-1]; last[names[0]] != 100 || last[names[1]] != 100 || last[names[2]] != 100 {
-		t.Errorf("after the rollout the route weighs %v, want every cluster at its planned 100", last)
+	if last := seen[len(seen)-1]; last[names[0]] != 1 || last[names[1]] != 1 || last[names[2]] != 1 {
+		t.Errorf("after the rollout the route weighs %v, want every cluster back at the 1 it had", last)
 	}
 }
 

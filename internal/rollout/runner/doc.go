@@ -48,4 +48,15 @@
 //   - Traffic errors pause the rollout with the reason; without a traffic
 //     manager weights are recorded as skipped, visibly (status
 //     trafficMessage and the audit trail).
+//   - Weights that a transition sets before an Assign are in force (set
+//     and read back) before the transition, with its assignments, is
+//     written: the leader sets them first (leadTraffic); if the router
+//     refuses, the same events are stepped again with the rollout paused,
+//     so nothing is assigned. A restart in between is harmless: the record
+//     still holds the old weights, which the next leader re-asserts. Act,
+//     which cannot set weights, hands such actions to the leader
+//     (Record.Deferred). Rollbacks are not held up by a router.
+//   - A rolled back rollout stays tracked while the engine is Restoring
+//     (touched clusters at weight 0 until healthy on their release);
+//     RestoredAt waits for their weights to be in force.
 package runner

@@ -590,3 +590,58 @@ func TestFailedClusterSpendsTheBudget(t *testing.T) {
 		t.Errorf("failedAt %v restoredAt %v; want both", st.FailedAt, st.RestoredAt)
 	}
 }
+
+// TestTakeoverFencesTheOldLeader has a second runner take the leadership while the first still
+// runs (its lease looks expired to the second, whose clock is an hour ahead): the first notices at
+// its next renewal and stops leading, and the second carries the rollout to the end with no
+// cluster assigned twice.
+func TestTakeoverFencesTheOldLeader(t *testing.T) {
+	f := newFleet(t, threeClusters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.agents(ctx, 20*time.Millisecond)
+	spec := waves()
+	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
+	f.strategy("gated", spec)
+	a, stopA := f.run("a")
+	defer stopA()
+	f.rollout("r2", "r2", "gated")
+	f.waitPhase("r2", 20*time.Second, v1.RolloutWaitingApproval)
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	b, stopB := f.run("b", func(o *runner.Options) { o.Now, o.DisconnectAfter = later, 2*time.Hour })
+	defer stopB()
+	deadline := time.Now().Add(10 * time.Second)
+	for (a.Leading() || !b.Leading()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a.Leading() || !b.Leading() {
+		t.Fatalf("after the takeover a leads %v, b leads %v; want only b", a.Leading(), b.Leading())
+	}
+	// The replica that serves the approval keeps time with b (clocks of replicas agree; deadlines
+	// set an hour apart would expire at once).
+	if _, err := runner.Act(ctx, f.st, "r2", rollout.Approval{User: "user:carol", Roles: []string{"sre"}}, admin, later); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	st := f.waitPhase("r2", 20*time.Second, v1.RolloutSucceeded, v1.RolloutRolledBack, v1.RolloutFailed)
+	if st.Phase != v1.RolloutSucceeded {
+		t.Fatalf("phase %s (%s), want Succeeded", st.Phase, st.Message)
+	}
+	evs, _ := f.st.Events(ctx, 0, 100000, store.EventFilter{Kinds: []string{store.KindAssignments}})
+	count := map[string]int{}
+	for _, ev := range evs {
+		var ch store.AssignmentsChange
+		_ = json.Unmarshal(ev.Object.Spec, &ch)
+		for _, ds := range ch.Changed {
+			for _, as := range ds.Assignments {
+				if as.Release == "r2" {
+					count[ds.Cluster]++
+				}
+			}
+		}
+	}
+	for _, c := range []string{"canary-1", "eu-1", "us-1"} {
+		if count[c] != 1 {
+			t.Errorf("cluster %s was assigned r2 %d times, want once", c, count[c])
+		}
+	}
+}

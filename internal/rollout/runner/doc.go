@@ -32,6 +32,13 @@
 // analysis the record says is open again, and sets the traffic weights the
 // record holds (SetWeights is absolute, so repeating it is harmless).
 //
+// The leader's loop is single-threaded: it feeds every rollout what
+// changed, steps the engine, and writes the resulting transitions in
+// batches (up to CommitParallelism at once, so PostgreSQL commits them
+// together). Analysis results are stepped ahead of everything else,
+// between batches: a failed analysis sends its clusters back without
+// waiting for a pass over every rollout in flight.
+//
 // # Invariants
 //
 //   - Nothing the engine decided is lost or done twice: a transition is

@@ -66,6 +66,11 @@ func eventRow(seq, nanos int64, typ store.EventType, kind, name string, by store
 	if err != nil {
 		return nil, err
 	}
+	return specEventRow(seq, nanos, typ, kind, name, by, data, digest)
+}
+
+// specEventRow is eventRow for a spec already encoded, with its digest.
+func specEventRow(seq, nanos int64, typ store.EventType, kind, name string, by store.Actor, data []byte, digest string) ([]any, error) {
 	before := digest
 	if typ == store.Created {
 		before = ""
@@ -74,11 +79,22 @@ func eventRow(seq, nanos int64, typ store.EventType, kind, name string, by store
 	if typ == store.Deleted {
 		after = ""
 	}
-	eo, err := json.Marshal(eventObject{ResourceVersion: seq, Generation: 1, CreatedAt: nanos, UpdatedAt: nanos, Spec: data})
+	head, err := json.Marshal(eventObject{ResourceVersion: seq, Generation: 1, CreatedAt: nanos, UpdatedAt: nanos})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s event: %w", kind, name, err)
 	}
-	return []any{seq, nanos, string(typ), kind, name, by.Kind, by.Name, string(eo), before, after}, nil
+	// The spec (compact JSON from json.Marshal, often megabytes for a fleet-wide assignment) is
+	// spliced in rather than compacted again as a json.RawMessage field; spec is the last field
+	// written, so the result is what json.Marshal would give.
+	var eo strings.Builder
+	eo.Grow(len(head) + len(data) + 16)
+	eo.Write(head[:len(head)-1])
+	if len(data) > 0 {
+		eo.WriteString(`,"spec":`)
+		eo.Write(data)
+	}
+	eo.WriteByte('}')
+	return []any{seq, nanos, string(typ), kind, name, by.Kind, by.Name, eo.String(), before, after}, nil
 }
 
 var eventCols = []string{"seq", "time", "type", "kind", "name", "actor_kind", "actor_name", "object", "digest_before", "digest_after"}
@@ -340,15 +356,6 @@ func readAssignments(ctx context.Context, q Querier, clusters []string) (map[str
 	return out, nil
 }
 
-func sameAssignment(a, b store.Assignment) bool {
-	if a.Release != b.Release || a.Bundle != b.Bundle {
-		return false
-	}
-	ca, _ := store.Canonical(a.Options)
-	cb, _ := store.Canonical(b.Options)
-	return bytes.Equal(ca, cb)
-}
-
 // SetAssignments implements store.AgentStore.
 func (s *Store) SetAssignments(ctx context.Context, as []store.Assignment, by store.Actor) ([]store.DesiredState, error) {
 	clusters, err := checkAssignments(as)
@@ -411,14 +418,19 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 		return nil, err
 	}
 	nanos, _ := s.now()
+	updatedBy := by.Kind + ":" + by.Name
 	changes := map[string][]store.Assignment{}
 	for _, a := range as {
 		changes[a.Cluster] = append(changes[a.Cluster], a)
 	}
-	var (
-		upserts [][]any
-		deletes []Stmt
-	)
+	memo := newBatchMemo()
+	// Rows are grouped by what they share: upserts by (service, release,
+	// bundle, options), deletes by service.
+	type upsertKey struct{ service, release, bundle, options string }
+	var upsertOrder []upsertKey
+	upserts := map[upsertKey][]any{}
+	var deleteOrder []string
+	deletes := map[string][]any{}
 	for _, c := range clusters {
 		state := map[string]store.Assignment{}
 		for _, a := range cur[c] {
@@ -430,20 +442,26 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 			switch {
 			case a.Release == "" && had:
 				delete(state, a.Service)
-				deletes = append(deletes, Stmt{`DELETE FROM assignments WHERE cluster = $1 AND service = $2`, []any{c, a.Service}})
+				if _, ok := deletes[a.Service]; !ok {
+					deleteOrder = append(deleteOrder, a.Service)
+				}
+				deletes[a.Service] = append(deletes[a.Service], c)
 				changed = true
 			case a.Release == "":
-			case !had || !sameAssignment(old, a):
-				a.UpdatedAt, a.UpdatedBy = fromNanos(nanos), by.Kind+":"+by.Name
+			case !had || !memo.same(old, a):
+				a.UpdatedAt, a.UpdatedBy = fromNanos(nanos), updatedBy
 				if len(a.Options) == 0 {
 					a.Options = nil
 				}
 				state[a.Service] = a
-				opts := "{}"
+				k := upsertKey{a.Service, a.Release, a.Bundle, "{}"}
 				if len(a.Options) > 0 {
-					opts = string(a.Options)
+					k.options = string(a.Options)
 				}
-				upserts = append(upserts, []any{c, a.Service, a.Release, a.Bundle, opts, nanos, a.UpdatedBy})
+				if _, ok := upserts[k]; !ok {
+					upsertOrder = append(upsertOrder, k)
+				}
+				upserts[k] = append(upserts[k], c)
 				changed = true
 			}
 		}
@@ -455,7 +473,7 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 			ds.Assignments = append(ds.Assignments, a)
 		}
 		slices.SortFunc(ds.Assignments, func(a, b store.Assignment) int { return strings.Compare(a.Service, b.Service) })
-		ds.Digest = store.DesiredDigest(ds.Assignments)
+		ds.Digest = memo.desiredDigest(ds.Assignments)
 		out = append(out, ds)
 	}
 	if len(out) == 0 {
@@ -465,11 +483,16 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 	if err != nil {
 		return nil, err
 	}
-	var desired [][]any
+	var digestOrder []string
+	desired := map[string][]any{}
 	services := map[string]bool{}
 	for i := range out {
 		out[i].Seq = seq
-		desired = append(desired, []any{out[i].Cluster, out[i].Digest, seq})
+		d := out[i].Digest
+		if _, ok := desired[d]; !ok {
+			digestOrder = append(digestOrder, d)
+		}
+		desired[d] = append(desired[d], out[i].Cluster)
 	}
 	for _, a := range as {
 		services[a.Service] = true
@@ -479,18 +502,30 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 		names = append(names, sv)
 	}
 	slices.Sort(names)
-	row, err := eventRow(seq, nanos, store.Updated, store.KindAssignments, strings.Join(names, ","), by, store.AssignmentsChange{Changed: out})
+	spec, digest, err := memo.changeSpec(out)
 	if err != nil {
 		return nil, err
 	}
-	events := [][]any{row}
-	stmts := deletes
-	stmts = append(stmts, insertRows("assignments", []string{"cluster", "service", "release", "bundle", "options", "updated_at", "updated_by"}, upserts,
-		` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,
+	row, err := specEventRow(seq, nanos, store.Updated, store.KindAssignments, strings.Join(names, ","), by, spec, digest)
+	if err != nil {
+		return nil, err
+	}
+	var stmts []Stmt
+	for _, sv := range deleteOrder {
+		stmts = append(stmts, deleteIn("assignments", "service", sv, "cluster", deletes[sv])...)
+	}
+	for _, k := range upsertOrder {
+		stmts = append(stmts, sharedRows("assignments", "cluster", upserts[k],
+			[]string{"service", "release", "bundle", "options", "updated_at", "updated_by"},
+			[]any{k.service, k.release, k.bundle, k.options, nanos, updatedBy},
+			` ON CONFLICT (cluster, service) DO UPDATE SET release = excluded.release, bundle = excluded.bundle,
 			options = excluded.options, updated_at = excluded.updated_at, updated_by = excluded.updated_by`)...)
-	stmts = append(stmts, insertRows("desired_states", []string{"cluster", "digest", "seq"}, desired,
-		` ON CONFLICT (cluster) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`)...)
-	stmts = append(stmts, insertRows("events", eventCols, events, "")...)
+	}
+	for _, d := range digestOrder {
+		stmts = append(stmts, sharedRows("desired_states", "cluster", desired[d], []string{"digest", "seq"}, []any{d, seq},
+			` ON CONFLICT (cluster) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`)...)
+	}
+	stmts = append(stmts, insertRows("events", eventCols, [][]any{row}, "")...)
 	if err := execAll(ctx, q, stmts...); err != nil {
 		return nil, err
 	}

@@ -55,6 +55,15 @@ type Backend interface {
 	// RolloutAction carries out a person's action on a rollout with the API's authorisation and
 	// audit.
 	RolloutAction(ctx context.Context, p *auth.Principal, name, action, to string) error
+	// RolloutRetryable says whether retry is legal for the rollout now, as the rollout runner's
+	// record has it: it ended Failed, RolledBack or Aborted, or is paused by a failure.
+	RolloutRetryable(ctx context.Context, name string) (bool, error)
+	// Source returns a source, for the ref a release form starts from.
+	Source(ctx context.Context, name string) (*v1.Source, error)
+	// CreateRelease releases a service at ref ("" for its source's ref) with the API's
+	// authorisation and audit. Errors the person can act on (a ref that does not resolve, a
+	// render that failed) come back as the result's Error, worded as the API words them.
+	CreateRelease(ctx context.Context, p *auth.Principal, service, ref string) (ReleaseResult, error)
 	// AuthenticateToken checks an API token; PrincipalByTokenHash finds the principal of a live
 	// token by the hash of its secret (a session holds only the hash).
 	AuthenticateToken(ctx context.Context, token string) (*auth.Principal, error)
@@ -77,6 +86,14 @@ type ServiceState struct {
 	Drifted, Errors int
 }
 
+// ReleaseResult is what creating a release came to: the release, or why there is none.
+type ReleaseResult struct {
+	Release string
+	// Created is false when the release of that commit existed already.
+	Created bool
+	Error   string
+}
+
 // Change is one entry of the event log as open pages need it: what changed, not how.
 type Change struct {
 	Seq  int64  `json:"seq"`
@@ -90,6 +107,9 @@ type Options struct {
 	Backend Backend
 	// Roles decide which action buttons a person sees.
 	Roles auth.Roles
+	// Releases says the server can create releases (it runs a source controller): service pages
+	// then offer a release form to those allowed to create releases.
+	Releases bool
 	// SessionKey signs session cookies; at least 32 bytes. Nil uses a random key, so sessions
 	// end when the process does and are not shared between replicas.
 	SessionKey []byte
@@ -171,6 +191,7 @@ func (d *Dashboard) Pages() []Page {
 		{"GET", "/ui/clusters/{name}", auth.Require(auth.VerbGet, "clusters"), "Dashboard: one cluster", d.cluster},
 		{"GET", "/ui/services", auth.Require(auth.VerbList, "services"), "Dashboard: services", d.services},
 		{"GET", "/ui/services/{name}", auth.Require(auth.VerbGet, "services"), "Dashboard: one service", d.service},
+		{"POST", "/ui/services/{name}", auth.Require(auth.VerbCreate, "releases"), "Dashboard: release the service at a ref and show the result", d.createRelease},
 		{"GET", "/ui/rollouts", auth.Require(auth.VerbList, "rollouts"), "Dashboard: rollouts", d.rollouts},
 		{"GET", "/ui/rollouts/{name}", auth.Require(auth.VerbGet, "rollouts"), "Dashboard: one rollout", d.rollout},
 		{"GET", "/ui/audit", auth.Require(auth.VerbList, auth.ResourceAudit), "Dashboard: audit trail", d.audit},
@@ -202,10 +223,11 @@ const (
 	ActionResume   = "resume"
 	ActionAbort    = "abort"
 	ActionRollback = "rollback"
+	ActionRetry    = "retry"
 )
 
 // Actions lists the rollout actions in the order their buttons appear.
-var Actions = []string{ActionApprove, ActionPromote, ActionPause, ActionResume, ActionAbort, ActionRollback}
+var Actions = []string{ActionApprove, ActionPromote, ActionPause, ActionResume, ActionRetry, ActionAbort, ActionRollback}
 
 // contentSecurityPolicy allows only the dashboard's own scripts, styles and connections.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,8 +85,24 @@ func TestMetricChartEscapesAndDrawsTheThreshold(t *testing.T) {
 	}
 }
 
+// retryBackend answers RolloutRetryable from a map of rollout names, as the runner's record would.
+type retryBackend struct {
+	Backend
+	retryable map[string]bool
+}
+
+func (b retryBackend) RolloutRetryable(_ context.Context, name string) (bool, error) {
+	return b.retryable[name], nil
+}
+
 func TestButtonsFollowRolesAndPhase(t *testing.T) {
 	d := newTest(t, time.Now())
+	// halted and failed are retryable by their records; paused (by a person) and succeeded are
+	// not, and neither is lying, whose record would take a retry but whose status has ended well.
+	d.opts.Backend = retryBackend{retryable: map[string]bool{"halted": true, "failed": true, "rolledback": true, "lying": true}}
+	ro := func(name string, phase v1.RolloutPhase) *v1.Rollout {
+		return &v1.Rollout{Metadata: v1.ObjectMeta{Name: name}, Status: v1.RolloutStatus{Phase: phase}}
+	}
 	waiting := &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutWaitingApproval, WaitingFor: &v1.PendingApproval{Gate: "g", Roles: []string{"deployer"}}}}
 	for _, c := range []struct {
 		role string
@@ -95,12 +112,33 @@ func TestButtonsFollowRolesAndPhase(t *testing.T) {
 		{"viewer", waiting, ""},
 		{"deployer", waiting, "approve promote pause abort rollback"},
 		{"admin", waiting, "promote pause abort rollback"}, // not one of the gate's roles
-		{"deployer", &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutPaused}}, "promote resume abort rollback"},
-		{"deployer", &v1.Rollout{Status: v1.RolloutStatus{Phase: v1.RolloutSucceeded}}, ""},
+		{"deployer", ro("paused", v1.RolloutPaused), "promote resume abort rollback"},
+		{"deployer", ro("halted", v1.RolloutPaused), "promote resume retry abort rollback"},
+		{"viewer", ro("halted", v1.RolloutPaused), ""},
+		{"deployer", ro("ok", v1.RolloutSucceeded), ""},
+		{"deployer", ro("lying", v1.RolloutSucceeded), ""},
+		{"deployer", ro("failed", v1.RolloutFailed), "retry"},
+		{"deployer", ro("rolledback", v1.RolloutRolledBack), "retry"},
+		{"viewer", ro("rolledback", v1.RolloutRolledBack), ""},
+		{"deployer", ro("old", v1.RolloutRolledBack), ""}, // no record, or one that disagrees
 	} {
-		got := strings.Join(d.buttons(&auth.Principal{Name: "x", Kind: auth.KindToken, Roles: []string{c.role}}, c.ro), " ")
-		if got != c.want {
-			t.Errorf("%s on %s: %q, want %q", c.role, c.ro.Status.Phase, got, c.want)
+		b, err := d.buttons(context.Background(), &auth.Principal{Name: "x", Kind: auth.KindToken, Roles: []string{c.role}}, c.ro)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got := strings.Join(b, " "); got != c.want {
+			t.Errorf("%s on %s %s: %q, want %q", c.role, c.ro.Metadata.Name, c.ro.Status.Phase, got, c.want)
+		}
+	}
+}
+
+func TestSourceRef(t *testing.T) {
+	for want, ref := range map[string]v1.GitRef{"main": {Branch: "main"}, "tag:v1.2": {Tag: "v1.2"}, "semver:>=1 <2": {Semver: ">=1 <2"}, "commit:abc": {Commit: "abc"}} {
+		if got := sourceRef(&v1.Source{Spec: v1.SourceSpec{Git: &v1.GitSource{Ref: ref}}}); got != want {
+			t.Errorf("sourceRef(%+v) = %q, want %q", ref, got, want)
+		}
+	}
+	if got := sourceRef(&v1.Source{}); got != "" {
+		t.Errorf("sourceRef of a source without git = %q", got)
 	}
 }

@@ -1,9 +1,11 @@
 package dashboard
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -172,9 +174,69 @@ type servicePage struct {
 	// Other are clusters running a release the page does not list (older than the list).
 	Other    map[string][]string
 	Rollouts []v1.Rollout
+	// Form is the release form, for those who may create releases; nil hides it.
+	Form *releaseForm
+}
+
+// releaseForm is the service page's "create release" control and what its last use came to.
+type releaseForm struct {
+	Ref    string
+	Result *ReleaseResult
 }
 
 func (d *Dashboard) service(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return d.servicePage(w, r, p, http.StatusOK, nil)
+}
+
+// createRelease releases the service at the form's ref and answers with the service page, its
+// form showing the release made or why none was (the page's own URL, so the live refresh and a
+// reload read it; resubmitting is harmless: the release of a commit is made once).
+func (d *Dashboard) createRelease(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if !d.opts.Releases {
+		d.WriteError(w, r, http.StatusNotFound, "this server runs no source controller, so it makes no releases")
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	ref := strings.TrimSpace(r.PostFormValue("ref"))
+	res, err := d.opts.Backend.CreateRelease(r.Context(), p, r.PathValue("name"), ref)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	switch {
+	case res.Error != "":
+		code = http.StatusUnprocessableEntity
+	case res.Created:
+		code = http.StatusCreated
+	}
+	return d.servicePage(w, r, p, code, &releaseForm{Ref: ref, Result: &res})
+}
+
+// mayCreateReleases says whether p sees the release form.
+func (d *Dashboard) mayCreateReleases(p *auth.Principal) bool {
+	return d.opts.Releases && d.opts.Roles != nil && d.opts.Roles.Allowed(p, auth.Permission{Verb: auth.VerbCreate, Resource: "releases"})
+}
+
+// sourceRef is the ref of src in the form the release API reads: a branch by its name, others
+// with their prefix.
+func sourceRef(src *v1.Source) string {
+	if src == nil || src.Spec.Git == nil {
+		return ""
+	}
+	switch ref := src.Spec.Git.Ref; {
+	case ref.Branch != "":
+		return ref.Branch
+	case ref.Tag != "":
+		return "tag:" + ref.Tag
+	case ref.Semver != "":
+		return "semver:" + ref.Semver
+	case ref.Commit != "":
+		return "commit:" + ref.Commit
+	}
+	return ""
+}
+
+func (d *Dashboard) servicePage(w http.ResponseWriter, r *http.Request, p *auth.Principal, code int, form *releaseForm) error {
 	ctx := r.Context()
 	name := r.PathValue("name")
 	seq, err := d.opts.Backend.LatestSeq(ctx)
@@ -206,7 +268,15 @@ func (d *Dashboard) service(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		}
 	}
 	slices.SortFunc(rels, func(a, b v1.Release) int { return -compareCreated(a.Metadata, b.Metadata) })
-	page := servicePage{Service: svc, Labels: sortedKV(svc.Metadata.Labels), Other: map[string][]string{}}
+	page := servicePage{Service: svc, Labels: sortedKV(svc.Metadata.Labels), Other: map[string][]string{}, Form: form}
+	if page.Form == nil && d.mayCreateReleases(p) {
+		page.Form = &releaseForm{}
+		// The form starts from the source's ref; a source that cannot be read leaves it empty,
+		// which the server reads as that same ref.
+		if src, err := d.opts.Backend.Source(ctx, svc.Spec.Source.Name); err == nil {
+			page.Form.Ref = sourceRef(src)
+		}
+	}
 	for _, rel := range rels {
 		cl := running[rel.Metadata.Name]
 		slices.Sort(cl)
@@ -219,7 +289,7 @@ func (d *Dashboard) service(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	slices.SortFunc(ros, func(a, b v1.Rollout) int { return -compareCreated(a.Metadata, b.Metadata) })
 	page.Rollouts = ros
-	d.render(w, r, http.StatusOK, "service", p, page, live(seq, "Service:"+name+" Release:* Rollout:* AgentStatus:*", 1000))
+	d.render(w, r, code, "service", p, page, live(seq, "Service:"+name+" Release:* Rollout:* AgentStatus:*", 1000))
 	return nil
 }
 
@@ -282,11 +352,53 @@ type analysisView struct {
 
 type rolloutPage struct {
 	Rollout  *v1.Rollout
+	Strategy strategyView
 	Waves    []wave
 	Analyses []analysisView
 	Buttons  []string
-	// CanApprove says the open approval gate's roles include one of the viewer's.
-	CanApprove bool
+}
+
+// strategyView is the strategy a rollout runs by, as the rollout runner picks it: the inline
+// one, else the one the rollout names, else the service's, else every cluster at once.
+type strategyView struct {
+	// Type is the strategy's type (rolling, canary, blueGreen); Name the RolloutStrategy's name,
+	// "" for an inline strategy or none.
+	Type, Name string
+	// From is "inline", "rollout" (named by the rollout), "service" (the service's) or "" (none
+	// named: every cluster at once).
+	From string
+	// Missing says the named strategy could not be read.
+	Missing bool
+}
+
+// strategyOf finds the strategy ro runs by and its spec (nil when it cannot be read).
+func (d *Dashboard) strategyOf(ctx context.Context, ro *v1.Rollout) (strategyView, *v1.RolloutStrategySpec) {
+	if spec := ro.Spec.StrategySpec; spec != nil {
+		return strategyView{Type: typeOf(spec), From: "inline"}, spec
+	}
+	v := strategyView{Name: ro.Spec.Strategy, From: "rollout"}
+	if v.Name == "" {
+		if svc, err := d.opts.Backend.Service(ctx, ro.Spec.Service); err == nil {
+			v.Name, v.From = svc.Spec.Strategy, "service"
+		}
+	}
+	if v.Name == "" {
+		return strategyView{Type: string(v1.StrategyRolling)}, nil
+	}
+	spec, err := d.opts.Backend.Strategy(ctx, v.Name)
+	if err != nil {
+		v.Missing = true
+		return v, nil
+	}
+	v.Type = typeOf(spec)
+	return v, spec
+}
+
+func typeOf(spec *v1.RolloutStrategySpec) string {
+	if spec.Type == "" {
+		return string(v1.StrategyRolling)
+	}
+	return string(spec.Type)
 }
 
 func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
@@ -300,19 +412,25 @@ func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err != nil {
 		return err
 	}
-	page := rolloutPage{Rollout: ro, Buttons: d.buttons(p, ro)}
-	index := map[string]int{}
-	// Waves in the strategy's order (status lists clusters by name); a strategy that cannot be
-	// read leaves them in order of first appearance.
-	spec := ro.Spec.StrategySpec
-	if spec == nil && ro.Spec.Strategy != "" {
-		spec, _ = d.opts.Backend.Strategy(ctx, ro.Spec.Strategy)
+	buttons, err := d.buttons(ctx, p, ro)
+	if err != nil {
+		return err
 	}
-	if spec != nil {
+	page := rolloutPage{Rollout: ro, Buttons: buttons}
+	var spec *v1.RolloutStrategySpec
+	page.Strategy, spec = d.strategyOf(ctx, ro)
+	index := map[string]int{}
+	// Waves in the plan's order (status lists clusters by name): the status names them once
+	// planned, the strategy before; clusters of other waves follow in order of appearance.
+	order := ro.Status.Waves
+	if len(order) == 0 && spec != nil {
 		for _, w := range spec.Waves {
-			index[w.Name] = len(page.Waves)
-			page.Waves = append(page.Waves, wave{Name: w.Name, Current: w.Name == ro.Status.CurrentWaveName})
+			order = append(order, w.Name)
 		}
+	}
+	for _, w := range order {
+		index[w] = len(page.Waves)
+		page.Waves = append(page.Waves, wave{Name: w, Current: w == ro.Status.CurrentWaveName})
 	}
 	for _, c := range ro.Status.Clusters {
 		i, ok := index[c.Wave]
@@ -341,41 +459,99 @@ func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request, p *auth.Prin
 
 // buttons returns the actions p may take on ro in its current phase: the roles are checked as
 // the server will check them, so nobody sees a button that would be refused for lack of a role.
-func (d *Dashboard) buttons(p *auth.Principal, ro *v1.Rollout) []string {
+// Retry is offered only where the rollout runner takes it: on a rollout that ended Failed,
+// RolledBack or Aborted (a new rollout of its release) or one paused by a failure; the status
+// and the runner's record must agree.
+func (d *Dashboard) buttons(ctx context.Context, p *auth.Principal, ro *v1.Rollout) ([]string, error) {
 	phase := ro.Status.Phase
-	if phase.Terminal() {
-		return nil
-	}
 	may := func(verb auth.Verb) bool {
 		return d.opts.Roles != nil && d.opts.Roles.Allowed(p, auth.Permission{Verb: verb, Resource: "rollouts"})
 	}
+	retry := func() (bool, error) {
+		switch phase {
+		case v1.RolloutFailed, v1.RolloutRolledBack, v1.RolloutAborted, v1.RolloutPaused:
+			return d.opts.Backend.RolloutRetryable(ctx, ro.Metadata.Name)
+		}
+		return false, nil
+	}
 	var out []string
+	if phase.Terminal() {
+		if !may(auth.VerbUpdate) {
+			return nil, nil
+		}
+		if ok, err := retry(); err != nil || !ok {
+			return nil, err
+		}
+		return []string{ActionRetry}, nil
+	}
 	if wf := ro.Status.WaitingFor; wf != nil && may(auth.VerbGet) && slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(wf.Roles, r) }) {
 		out = append(out, ActionApprove)
 	}
 	if !may(auth.VerbUpdate) {
-		return out
+		return out, nil
 	}
 	if phase != v1.RolloutPending {
 		out = append(out, ActionPromote)
 	}
 	if phase == v1.RolloutPaused {
 		out = append(out, ActionResume)
+		ok, err := retry()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, ActionRetry)
+		}
 	} else {
 		out = append(out, ActionPause)
 	}
-	return append(out, ActionAbort, ActionRollback)
+	return append(out, ActionAbort, ActionRollback), nil
 }
 
 func (d *Dashboard) act(w http.ResponseWriter, r *http.Request, p *auth.Principal, action string) error {
+	ctx := r.Context()
 	name := r.PathValue("name")
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	to := strings.TrimSpace(r.PostFormValue("to"))
-	if err := d.opts.Backend.RolloutAction(r.Context(), p, name, action, to); err != nil {
+	var before *v1.Rollout
+	if action == ActionRetry {
+		ro, err := d.opts.Backend.Rollout(ctx, name)
+		if err != nil {
+			return err
+		}
+		before = ro
+	}
+	if err := d.opts.Backend.RolloutAction(ctx, p, name, action, to); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/ui/rollouts/"+name, http.StatusSeeOther)
+	next := name
+	if before != nil && before.Status.Phase.Terminal() {
+		// Retrying a finished rollout starts a new one of its release; show that one.
+		next = d.retriedAs(ctx, before)
+	}
+	http.Redirect(w, r, "/ui/rollouts/"+url.PathEscape(next), http.StatusSeeOther)
 	return nil
+}
+
+// retriedAs finds the rollout a retry of the finished rollout ro started: the newest rollout of
+// its release named after it ("<release>-retryN"), or ro itself when none is found.
+func (d *Dashboard) retriedAs(ctx context.Context, ro *v1.Rollout) string {
+	ros, err := d.opts.Backend.Rollouts(ctx, ro.Spec.Service)
+	if err != nil {
+		return ro.Metadata.Name
+	}
+	best := ro.Metadata.Name
+	var newest *v1.Rollout
+	for i := range ros {
+		c := &ros[i]
+		if c.Spec.Release != ro.Spec.Release || c.Metadata.Name == ro.Metadata.Name || !strings.Contains(c.Metadata.Name, "-retry") {
+			continue
+		}
+		if newest == nil || compareCreated(c.Metadata, newest.Metadata) > 0 {
+			newest, best = c, c.Metadata.Name
+		}
+	}
+	return best
 }
 
 type auditPage struct {

@@ -12,12 +12,13 @@ import (
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/dashboard"
+	"flotilla.dev/flotilla/internal/rollout/runner"
 	"flotilla.dev/flotilla/internal/store"
 )
 
 // newDashboard builds the dashboard over this server.
 func (s *Server) newDashboard() (*dashboard.Dashboard, error) {
-	return dashboard.New(dashboard.Options{Backend: &dashboardBackend{s: s}, Roles: s.opts.Roles, SessionKey: s.opts.SessionKey,
+	return dashboard.New(dashboard.Options{Backend: &dashboardBackend{s: s}, Roles: s.opts.Roles, Releases: s.opts.Deploy != nil, SessionKey: s.opts.SessionKey,
 		Streams: s.streams, Heartbeat: s.opts.HeartbeatInterval, Now: s.opts.Now})
 }
 
@@ -298,6 +299,49 @@ func (b *dashboardBackend) Changes(ctx context.Context, after int64, limit int, 
 
 func (b *dashboardBackend) RolloutAction(ctx context.Context, p *auth.Principal, name, action, to string) error {
 	return b.s.rolloutAction(ctx, p, name, action, to)
+}
+
+func (b *dashboardBackend) RolloutRetryable(ctx context.Context, name string) (bool, error) {
+	_, rec, err := runner.Load(ctx, b.s.store, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || rec == nil {
+		return false, err
+	}
+	// As retryRollout and the engine decide: a finished rollout that failed starts again as a
+	// new rollout; a running one takes Retry only when a failure paused it.
+	switch rec.Engine.Phase {
+	case v1.RolloutFailed, v1.RolloutRolledBack, v1.RolloutAborted:
+		return true, nil
+	}
+	return !rec.Engine.Finished() && rec.Engine.Paused && rec.Engine.Halt != "", nil
+}
+
+func (b *dashboardBackend) Source(ctx context.Context, name string) (*v1.Source, error) {
+	return getTyped[v1.Source](ctx, b.s, v1.KindSource, name)
+}
+
+// CreateRelease is POST /api/v1/services/{name}/releases for the dashboard: the same rule, the
+// same Deployer call with the person as the actor (the audit trail records them), and the
+// errors the API would answer with a 4xx as the result's text.
+func (b *dashboardBackend) CreateRelease(ctx context.Context, p *auth.Principal, service, ref string) (dashboard.ReleaseResult, error) {
+	if b.s.opts.Deploy == nil {
+		return dashboard.ReleaseResult{}, notFound("this server runs no source controller, so it makes no releases")
+	}
+	if err := b.s.opts.Roles.Authorize(p, auth.Permission{Verb: auth.VerbCreate, Resource: "releases"}); err != nil {
+		return dashboard.ReleaseResult{}, err
+	}
+	rel, created, err := b.s.opts.Deploy.CreateRelease(ctx, service, ref, p.Actor())
+	if err != nil {
+		err = deployErr(err)
+		st := statusOf(err)
+		if st.Code >= 400 && st.Code < 500 && st.Code != http.StatusUnauthorized && st.Code != http.StatusForbidden {
+			return dashboard.ReleaseResult{Error: st.Message}, nil
+		}
+		return dashboard.ReleaseResult{}, err
+	}
+	return dashboard.ReleaseResult{Release: rel.Metadata.Name, Created: created}, nil
 }
 
 func (b *dashboardBackend) AuthenticateToken(ctx context.Context, token string) (*auth.Principal, error) {

@@ -289,9 +289,9 @@ type entry struct {
 	trafficRetry time.Time
 	// deferredFed is set once the record's Deferred actions are pending.
 	deferredFed bool
-	pauseReason  string
-	retryAt      time.Time
-	failures     int
+	pauseReason string
+	retryAt     time.Time
+	failures    int
 }
 
 // leader is the state of one term of leadership; only its loop touches it.

@@ -401,8 +401,9 @@ func (l *leader) wait(ctx context.Context) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	woke := make(chan struct{})
+	seq := l.seq // the loop moves l.seq on once wait returns
 	go func() {
-		if l.o.Store.WaitForEvent(wctx, l.seq) == nil {
+		if l.o.Store.WaitForEvent(wctx, seq) == nil {
 			close(woke)
 		}
 	}()

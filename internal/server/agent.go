@@ -302,7 +302,7 @@ func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	defer timer.Stop()
 	gen := s.hub.credentialGen()
 	for {
-		woken := s.hub.wait(p.Name)
+		woken, ds := s.hub.waitCached(p.Name)
 		if g := s.hub.credentialGen(); g != gen {
 			// Some credential changed (maybe this one was revoked): it must still hold.
 			gen = g
@@ -310,14 +310,20 @@ func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request, p *auth.Pr
 				return err
 			}
 		}
-		ds, err := s.desired(ctx, p.Name)
-		if err != nil {
-			return err
+		if ds == nil {
+			var err error
+			if ds, err = s.desired(ctx, p.Name); err != nil {
+				return err
+			}
 		}
 		if ds.Digest != after {
-			w.Header().Set("ETag", strconv.Quote(ds.Digest))
-			w.Header().Set("Cache-Control", "no-store")
-			writeJSON(w, http.StatusOK, toWireDesired(ds))
+			h := w.Header()
+			h.Set("ETag", strconv.Quote(ds.Digest))
+			h.Set("Cache-Control", "no-store")
+			h.Set("Content-Type", "application/json")
+			h.Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(s.hub.desiredBody(ds))
 			return nil
 		}
 		select {
@@ -564,6 +570,9 @@ func (s *Server) assign(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	for i := range changed {
 		s.hub.publish(&changed[i])
 		out.Changed = append(out.Changed, v1.ClusterDigest{Cluster: changed[i].Cluster, Digest: changed[i].Digest})
+	}
+	if len(changed) > 0 {
+		s.hub.publishedLocally(changed[0].Seq) // the hub need not decode the event again
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

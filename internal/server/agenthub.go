@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"flotilla.dev/flotilla/internal/store"
@@ -20,12 +21,20 @@ import (
 // drops that cluster's entries and raises a generation; a store read is cached only if no change
 // happened since just before it. Revocation stays immediate in this replica and as fast as its
 // event reaches the others.
+//
+// A fleet-wide change wakes thousands of polls at once, so what they share is computed once: the
+// encoded assignments of each distinct desired state (bodies, by digest), and the events this
+// replica has already published (local) are not decoded again when the log brings them back.
 type agentHub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
 	cache   map[string]*store.DesiredState
-	credGen int64
+	credGen atomic.Int64 // written under mu; read without it by every poll
 	creds   map[string]cachedCredential
+	local   map[int64]bool // seqs of Assignments events already published here
+
+	bodyMu sync.Mutex
+	bodies map[string][]byte // digest -> encoded wire assignments
 }
 
 type cachedCredential struct {
@@ -38,14 +47,12 @@ const credentialTTL = 30 * time.Second
 
 func newAgentHub() *agentHub {
 	return &agentHub{waiters: map[string]chan struct{}{}, cache: map[string]*store.DesiredState{},
-		creds: map[string]cachedCredential{}}
+		creds: map[string]cachedCredential{}, local: map[int64]bool{}, bodies: map[string][]byte{}}
 }
 
 // credentialGen returns the credential generation.
 func (h *agentHub) credentialGen() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.credGen
+	return h.credGen.Load()
 }
 
 // credentialChanged drops the cached credentials of cluster, raises the credential generation (so
@@ -54,7 +61,7 @@ func (h *agentHub) credentialGen() int64 {
 func (h *agentHub) credentialChanged(cluster string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.credGen++
+	h.credGen.Add(1)
 	for hash, c := range h.creds {
 		if c.cluster == cluster {
 			delete(h.creds, hash)
@@ -80,7 +87,7 @@ func (h *agentHub) cachedAgent(hash string, now time.Time) (string, bool) {
 func (h *agentHub) rememberAgent(hash, cluster string, gen int64, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if gen == h.credGen {
+	if gen == h.credGen.Load() {
 		h.creds[hash] = cachedCredential{cluster: cluster, at: now}
 	}
 }
@@ -129,6 +136,71 @@ func (h *agentHub) publish(ds *store.DesiredState) {
 	}
 }
 
+// waitCached returns wait(cluster) and cached(cluster) under one lock.
+func (h *agentHub) waitCached(cluster string) (<-chan struct{}, *store.DesiredState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.waiters[cluster]
+	if !ok {
+		ch = make(chan struct{})
+		h.waiters[cluster] = ch
+	}
+	return ch, h.cache[cluster]
+}
+
+// publishedLocally notes that the states of Assignments event seq were published by this replica.
+func (h *agentHub) publishedLocally(seq int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.local[seq] = true
+}
+
+// takeLocal reports whether event seq was published by this replica, forgetting it and any older.
+func (h *agentHub) takeLocal(seq int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ok := h.local[seq]
+	for s := range h.local {
+		if s <= seq {
+			delete(h.local, s)
+		}
+	}
+	return ok
+}
+
+// maxBodies bounds the encoded assignments kept; past it the cache starts again.
+const maxBodies = 1024
+
+// desiredBody returns the JSON answer for ds, exactly as json.Marshal(toWireDesired(ds)) with a
+// newline; the assignments part, which every cluster with that digest shares, is encoded once.
+func (h *agentHub) desiredBody(ds *store.DesiredState) []byte {
+	h.bodyMu.Lock()
+	as, ok := h.bodies[ds.Digest]
+	h.bodyMu.Unlock()
+	if !ok {
+		var err error
+		if as, err = json.Marshal(toWireDesired(ds).Assignments); err != nil {
+			as = []byte("[]") // unreachable: the wire types always encode
+		}
+		h.bodyMu.Lock()
+		if len(h.bodies) >= maxBodies {
+			clear(h.bodies)
+		}
+		h.bodies[ds.Digest] = as
+		h.bodyMu.Unlock()
+	}
+	cluster, _ := json.Marshal(ds.Cluster)
+	digest, _ := json.Marshal(ds.Digest)
+	out := make([]byte, 0, len(as)+len(cluster)+len(digest)+40)
+	out = append(out, `{"cluster":`...)
+	out = append(out, cluster...)
+	out = append(out, `,"digest":`...)
+	out = append(out, digest...)
+	out = append(out, `,"assignments":`...)
+	out = append(out, as...)
+	return append(out, "}\n"...)
+}
+
 // cached returns the cached desired state of cluster, or nil.
 func (h *agentHub) cached(cluster string) *store.DesiredState {
 	h.mu.Lock()
@@ -166,6 +238,9 @@ func (h *agentHub) run(ctx context.Context, st store.Store) {
 			after = e.Seq
 			switch e.Kind {
 			case store.KindAssignments:
+				if h.takeLocal(e.Seq) {
+					continue // its states are published already
+				}
 				var ch store.AssignmentsChange
 				if e.Object == nil || json.Unmarshal(e.Object.Spec, &ch) != nil {
 					h.forgetAll() // the next polls read the store

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/source/gittest"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the pages' screenshots to docs/screenshots")
@@ -64,6 +65,27 @@ func newBrowser(t *testing.T, url string) *browser {
 		t.Fatalf("start chromium: %v", err)
 	}
 	b := &browser{t: t, ctx: ctx, url: url}
+	b.listen()
+	return b
+}
+
+// newTab opens another tab of b's browser (the same cookies, so the same session).
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open a tab: %v", err)
+	}
+	tab := &browser{t: b.t, ctx: ctx, url: b.url}
+	tab.listen()
+	return tab
+}
+
+// listen records what b's tab reports: console errors, exceptions, log errors and dialogs
+// (refused).
+func (b *browser) listen() {
+	t, ctx := b.t, b.ctx
 	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
 	logs := chromedp.Events(ctx, cdplog.EntryAdded)
@@ -114,7 +136,6 @@ func newBrowser(t *testing.T, url string) *browser {
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		}
 	}()
-	return b
 }
 
 func (b *browser) problem(format string, args ...any) {
@@ -154,7 +175,7 @@ func (b *browser) waitFor(what, cond string, timeout time.Duration) {
 		if err == nil {
 			return
 		}
-		if ctx.Err() == nil && strings.Contains(err.Error(), "navigated") {
+		if ctx.Err() == nil && (strings.Contains(err.Error(), "navigated") || strings.Contains(err.Error(), "Cannot find context")) {
 			time.Sleep(20 * time.Millisecond) // a form submission is loading the next page
 			continue
 		}
@@ -206,13 +227,15 @@ func (b *browser) screenshot(name string) {
 }
 
 // checkClean fails on any console error, exception, failed load or dialog, except loads of the
-// URLs a test expected to be refused.
+// URLs a test expected to be refused (403) or answered with a form's error (422).
 func (b *browser) checkClean(refused ...string) {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range b.problems {
-		if slices.ContainsFunc(refused, func(u string) bool { return strings.Contains(p, u) && strings.Contains(p, "403") }) {
+		if slices.ContainsFunc(refused, func(u string) bool {
+			return strings.Contains(p, u) && (strings.Contains(p, "403") || strings.Contains(p, "422"))
+		}) {
 			continue
 		}
 		b.t.Errorf("browser reported: %s", p)
@@ -229,7 +252,7 @@ func TestDashboardInChromium(t *testing.T) {
 	agents := seed(t, s, clusters)
 	hostileLabel(t, s, "eu-2")
 	now := time.Now().UTC()
-	putRollout(t, s, "web-6", "web", "web-6", liveStatus(now, "canary step 1 of 2: analysing at 5% traffic"))
+	putRolloutSpec(t, s, "web-6", canarySpec("web-6"), liveStatus(now, "canary step 1 of 2: analysing at 5% traffic"))
 	renderedRelease(t, s, "web-7", clusters)
 	approvalRollout(t, s, "web-7-hotfix")
 	b := newBrowser(t, s.url)
@@ -302,6 +325,9 @@ func TestDashboardInChromium(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#main svg.chart line.threshold').length`); n != 2 {
 		t.Errorf("%d metric charts with a threshold, want 2", n)
 	}
+	if got := eval[string](b, `document.getElementById('strategy').textContent`); got != "canary (inline)" {
+		t.Errorf("the strategy of web-6 shows as %q, want canary (inline)", got)
+	}
 	b.screenshot("rollout")
 	eval[bool](b, `window.__loads = (window.__loads||0) + 1; true`)
 	var lat []time.Duration
@@ -309,7 +335,7 @@ func TestDashboardInChromium(t *testing.T) {
 		msg := fmt.Sprintf("live update %d", i)
 		eval[bool](b, `window.__seen = 0; true`)
 		start := time.Now()
-		putRollout(t, s, "web-6", "web", "web-6", liveStatus(now, msg))
+		putRolloutSpec(t, s, "web-6", canarySpec("web-6"), liveStatus(now, msg))
 		b.waitFor("live update "+msg, fmt.Sprintf(`(() => { const m = document.getElementById('message'); return !!m && m.textContent === %q })()`, msg), 10*time.Second)
 		lat = append(lat, time.Since(start))
 	}
@@ -333,6 +359,9 @@ func TestDashboardInChromium(t *testing.T) {
 	if st := obj.(*v1.Rollout).Status; st.WaitingFor != nil || len(st.Gates) == 0 || st.Gates[0].Phase != v1.GatePassed || !strings.Contains(st.Gates[0].ApprovedBy, "deployer") {
 		t.Errorf("after approve: %+v", st)
 	}
+
+	releaseFromTheServicePage(t, s, b)
+	retryFromTheRolloutPage(t, s, b)
 
 	// A viewer sees no action button, and a forged POST is refused.
 	approvalRollout(t, s, "web-7-second")
@@ -360,5 +389,107 @@ func TestDashboardInChromium(t *testing.T) {
 	if ph := obj.(*v1.Rollout).Status.Phase; ph != v1.RolloutWaitingApproval {
 		t.Errorf("a viewer's forged request changed the rollout to %s", ph)
 	}
-	b.checkClean(refused...)
+	b.checkClean(append(refused, "/ui/services/catalog")...)
+}
+
+// releaseFromTheServicePage releases a service whose source is a real Git repository (file://)
+// with the service page's form, as the signed-in deployer of b: the form starts from the
+// source's branch, the page names the release made, and another tab on the same page lists it
+// live. A ref that does not resolve shows the server's error as text.
+func releaseFromTheServicePage(t *testing.T, s *server, b *browser) {
+	t.Helper()
+	ctx := context.Background()
+	repo := gittest.NewRepo(t, "catalog.git")
+	cm := func(v string) map[string]string {
+		return map[string]string{"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: catalog}\ndata: {v: \"" + v + "\"}\n"}
+	}
+	repo.Commit(t, "catalog: first", cm("1"))
+	objs := []v1.Object{
+		&v1.Source{Metadata: v1.ObjectMeta{Name: "catalog"}, Spec: v1.SourceSpec{Git: &v1.GitSource{URL: repo.FileURL(), Ref: v1.GitRef{Branch: "main"}, Interval: "10m"}}},
+		&v1.Service{Metadata: v1.ObjectMeta{Name: "catalog"}, Spec: v1.ServiceSpec{Source: v1.ServiceSource{Name: "catalog", Path: "deploy"},
+			Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{MatchLabels: map[string]string{"ring": "canary"}}}}},
+	}
+	for _, o := range objs {
+		o.Default()
+	}
+	if _, err := s.admin.Apply(ctx, objs); err != nil {
+		t.Fatalf("apply the catalog service: %v", err)
+	}
+	// The source controller releases the branch's first commit; the second waits for the next
+	// poll, ten minutes away, or for a person.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		o, err := s.admin.Get(ctx, v1.KindService, "catalog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.(*v1.Service).Status.LatestRelease != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the source controller did not release the first commit: %+v", o.(*v1.Service).Status)
+		}
+	}
+	second := repo.Commit(t, "catalog: second", cm("2"))
+
+	watcher := b.newTab()
+	watcher.open("/ui/services/catalog")
+	watcher.waitFor("the catalog's first release", `document.querySelectorAll('#releases tbody tr[data-release]').length === 1`, 10*time.Second)
+	eval[bool](watcher, `window.__before = 1; true`)
+
+	b.open("/ui/services/catalog")
+	b.waitFor("the release form", `!!document.getElementById('release-ref')`, 10*time.Second)
+	if ref := eval[string](b, `document.getElementById('release-ref').value`); ref != "main" {
+		t.Errorf("the release form starts from %q, want the source's branch main", ref)
+	}
+	b.do("create a release", chromedp.Click(chromedp.ID("btn-release")))
+	b.waitFor("the release made", `!!document.getElementById('release-result') && document.getElementById('release-result').textContent.includes('Created release')`, 30*time.Second)
+	name := eval[string](b, `document.getElementById('release-name').textContent`)
+	o, err := s.admin.Get(ctx, v1.KindRelease, name)
+	if err != nil {
+		t.Fatalf("the page names release %q: %v", name, err)
+	}
+	if rel := o.(*v1.Release); rel.Spec.Commit.SHA != second || rel.Spec.Service != "catalog" {
+		t.Errorf("release %s is of %s at %s, want catalog at %s", name, rel.Spec.Service, rel.Spec.Commit.SHA, second)
+	}
+	watcher.waitFor("the other tab lists the release live", fmt.Sprintf(`window.__before === 1 && !!document.querySelector('#releases tr[data-release=%q]')`, name), 10*time.Second)
+	b.screenshot("service-release")
+
+	bad := "tag:no-such-tag " + hostile
+	b.do("a ref that does not resolve", chromedp.SetValue(chromedp.ID("release-ref"), bad), chromedp.Click(chromedp.ID("btn-release")))
+	b.waitFor("the error", `!!document.querySelector('#release-result.error')`, 30*time.Second)
+	if got := eval[string](b, `document.getElementById('release-result').textContent`); !strings.Contains(got, "no-such-tag") {
+		t.Errorf("the error does not name the ref: %q", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll('#release-form img, #release-form script, #release-form a').length`); n != 0 {
+		t.Errorf("%d elements came from the ref in the error", n)
+	}
+	if v := eval[string](b, `document.body.dataset.pwned || ''`); v != "" {
+		t.Errorf("hostile script ran (pwned=%s)", v)
+	}
+	watcher.checkClean()
+}
+
+// retryFromTheRolloutPage: no retry on a rollout that succeeded; on one that rolled back, the
+// button starts a new rollout of its release and shows it.
+func retryFromTheRolloutPage(t *testing.T, s *server, b *browser) {
+	t.Helper()
+	b.open("/ui/rollouts/web-5")
+	b.waitFor("the succeeded rollout", `document.getElementById('phase').textContent === 'Succeeded'`, 10*time.Second)
+	if n := eval[int](b, `document.querySelectorAll('[id^="btn-"]').length`); n != 0 {
+		t.Errorf("a succeeded rollout offers %d actions", n)
+	}
+	b.open("/ui/rollouts/web-3")
+	b.waitFor("the rolled back rollout", `document.getElementById('phase').textContent === 'RolledBack'`, 10*time.Second)
+	if got := eval[string](b, `Array.from(document.querySelectorAll('[id^="btn-"]')).map(e => e.id).join(' ')`); got != "btn-retry" {
+		t.Fatalf("a rolled back rollout offers %q, want btn-retry", got)
+	}
+	b.do("retry", chromedp.Click(chromedp.ID("btn-retry")))
+	b.waitFor("the new rollout", `!!document.getElementById('rollout-name') && document.getElementById('rollout-name').textContent === 'web-3-retry2'`, 10*time.Second)
+	o, err := s.admin.Get(context.Background(), v1.KindRollout, "web-3-retry2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro := o.(*v1.Rollout); ro.Spec.Release != "web-3" {
+		t.Errorf("the retry rolls out %s, want web-3", ro.Spec.Release)
+	}
 }

@@ -80,7 +80,8 @@ func startServer(t *testing.T) *server {
 	addr := ln.Addr().String()
 	ln.Close()
 	logs := &lockedBuffer{}
-	cmd := exec.Command(flotillaBinary(t), "server", "--listen", addr, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin-token"), "--log-level", "warn")
+	cmd := exec.Command(flotillaBinary(t), "server", "--listen", addr, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin-token"), "--log-level", "warn",
+		"--allow-local-sources") // the release test's repository is a file:// URL
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -247,9 +248,15 @@ func seed(t *testing.T, s *server, clusters []string) map[string]agentConn {
 // alone, so the status is written once the runner is done with it.
 func putRollout(t *testing.T, s *server, name, service, release string, st v1.RolloutStatus) {
 	t.Helper()
+	putRolloutSpec(t, s, name, v1.RolloutSpec{Service: service, Release: release}, st)
+}
+
+// putRolloutSpec is putRollout of a rollout with spec.
+func putRolloutSpec(t *testing.T, s *server, name string, spec v1.RolloutSpec, st v1.RolloutStatus) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := s.admin.Get(ctx, v1.KindRollout, name); err != nil {
-		ro := &v1.Rollout{Metadata: v1.ObjectMeta{Name: name}, Spec: v1.RolloutSpec{Service: service, Release: release}}
+		ro := &v1.Rollout{Metadata: v1.ObjectMeta{Name: name}, Spec: spec}
 		ro.Default()
 		if _, err := s.admin.Create(ctx, ro); err != nil {
 			t.Fatalf("create rollout %s: %v", name, err)
@@ -303,6 +310,17 @@ func liveStatus(now time.Time, message string) v1.RolloutStatus {
 				{Name: "error-rate-p99", Cluster: "eu-canary", Condition: "result < 0.01", Threshold: fp(0.01), Phase: v1.GateFailed, Measurements: bad},
 			}}},
 	}
+}
+
+// canarySpec is the spec of a canary rollout of release with the strategy inline: the one
+// liveStatus shows in flight.
+func canarySpec(release string) v1.RolloutSpec {
+	return v1.RolloutSpec{Service: "web", Release: release, StrategySpec: &v1.RolloutStrategySpec{Type: v1.StrategyCanary, TrafficRouter: "edge",
+		Waves: []v1.Wave{
+			{Name: "canary", Clusters: &v1.LabelSelector{MatchLabels: map[string]string{"ring": "canary"}},
+				Steps: []v1.CanaryStep{{Weight: 5, Analysis: []v1.AnalysisRef{{Template: "error-rate"}}}, {Weight: 50}}},
+			{Name: "eu", Clusters: &v1.LabelSelector{MatchLabels: map[string]string{"region": "eu"}}},
+			{Name: "us", Clusters: &v1.LabelSelector{MatchLabels: map[string]string{"region": "us"}}}}}}
 }
 
 // approvalRollout starts a rollout of release web-7 through the API with a strategy whose only

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,5 +141,54 @@ func TestSourceRef(t *testing.T) {
 	}
 	if got := sourceRef(&v1.Source{}); got != "" {
 		t.Errorf("sourceRef of a source without git = %q", got)
+	}
+}
+
+// strategyBackend serves services and named strategies from maps.
+type strategyBackend struct {
+	Backend
+	services   map[string]string // service -> its strategy
+	strategies map[string]v1.StrategyType
+}
+
+func (b strategyBackend) Service(_ context.Context, name string) (*v1.Service, error) {
+	return &v1.Service{Metadata: v1.ObjectMeta{Name: name}, Spec: v1.ServiceSpec{Strategy: b.services[name]}}, nil
+}
+
+func (b strategyBackend) Strategy(_ context.Context, name string) (*v1.RolloutStrategySpec, error) {
+	t, ok := b.strategies[name]
+	if !ok {
+		return nil, errors.New("not found")
+	}
+	return &v1.RolloutStrategySpec{Type: t, Waves: []v1.Wave{{Name: "w-" + name}}}, nil
+}
+
+// The rollout page names the strategy the runner plans by: inline, else the rollout's, else the
+// service's, else all at once.
+func TestStrategyOfFollowsThePlanner(t *testing.T) {
+	d := newTest(t, time.Now())
+	d.opts.Backend = strategyBackend{services: map[string]string{"named": "waves", "gone": "deleted"},
+		strategies: map[string]v1.StrategyType{"waves": v1.StrategyRolling, "bg": v1.StrategyBlueGreen}}
+	spec := func(service, strategy string, inline *v1.RolloutStrategySpec) *v1.Rollout {
+		return &v1.Rollout{Spec: v1.RolloutSpec{Service: service, Strategy: strategy, StrategySpec: inline}}
+	}
+	for _, c := range []struct {
+		ro    *v1.Rollout
+		want  strategyView
+		waves int
+	}{
+		{spec("named", "bg", &v1.RolloutStrategySpec{Type: v1.StrategyCanary}), strategyView{Type: "canary", From: "inline"}, 0},
+		{spec("named", "bg", nil), strategyView{Type: "blueGreen", Name: "bg", From: "rollout"}, 1},
+		{spec("named", "", nil), strategyView{Type: "rolling", Name: "waves", From: "service"}, 1},
+		{spec("gone", "", nil), strategyView{Name: "deleted", From: "service", Missing: true}, -1},
+		{spec("plain", "", nil), strategyView{Type: "rolling"}, -1},
+	} {
+		got, sp := d.strategyOf(context.Background(), c.ro)
+		if got != c.want {
+			t.Errorf("%+v: %+v, want %+v", c.ro.Spec, got, c.want)
+		}
+		if (sp == nil) != (c.waves < 0) || sp != nil && len(sp.Waves) != c.waves {
+			t.Errorf("%+v: spec %+v", c.ro.Spec, sp)
+		}
 	}
 }

@@ -17,6 +17,9 @@
 //     a person signed in with (never the token itself); the token is looked up on every request,
 //     so revoking it ends the session. State-changing requests also need the session's CSRF
 //     token and, when the browser sends one, a same-origin Origin header.
-//   - Action buttons are drawn only for people whose roles allow the action; the server checks
-//     again when one is pressed, so a forged request from anyone else is refused.
+//   - Action buttons (and the service page's release form) are drawn only for people whose
+//     roles allow the action, and retry only where the rollout runner's record takes it; the
+//     server checks again when one is pressed, so a forged request from anyone else is refused.
+//     A release made from the form goes through the same Deployer call, rule and audit as the
+//     API's POST /api/v1/services/{name}/releases.
 package dashboard

@@ -100,7 +100,8 @@ func TestDashboardCreatesReleases(t *testing.T) {
 	}
 }
 
-// The retry button: not on a rollout waiting for approval; on one a person aborted, where
+// The retry button: not on a rollout waiting for approval or paused by a person; on one a
+// person aborted, where
 // pressing it starts a new rollout of the release and shows that one.
 func TestDashboardRetriesFinishedRollouts(t *testing.T) {
 	e := newEnv(t)
@@ -110,6 +111,13 @@ func TestDashboardRetriesFinishedRollouts(t *testing.T) {
 		t.Error("retry offered on a rollout waiting for approval")
 	}
 	ctx := context.Background()
+	// Paused by a person, not by a failure: resume, no retry (the engine would refuse it).
+	if _, err := e.admin.RolloutAction(ctx, "web-1", "pause", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, page := deployer.do("GET", "/ui/rollouts/web-1", nil, nil); !strings.Contains(page, `id="btn-resume"`) || strings.Contains(page, `id="btn-retry"`) {
+		t.Errorf("a rollout a person paused: want resume and no retry:\n%s", page)
+	}
 	if _, err := e.admin.RolloutAction(ctx, "web-1", "abort", ""); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,17 +44,32 @@ func (w *releaseWatcher) get() string {
 
 func watchRelease(ctx context.Context, c *testfleet.Cluster, ns string) *releaseWatcher {
 	w := &releaseWatcher{release: "none"}
+	set := func(cm *corev1.ConfigMap) {
+		w.mu.Lock()
+		w.release = cm.Data["release"]
+		w.mu.Unlock()
+	}
+	// A watch rather than a poll: the backend must answer with a new release within milliseconds
+	// of its apply, since the rollout gives the cluster traffic as soon as the agent reports it.
 	go func() {
 		for ctx.Err() == nil {
 			if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{}); err == nil {
-				w.mu.Lock()
-				w.release = cm.Data["release"]
-				w.mu.Unlock()
+				set(cm)
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
+			wi, err := c.Client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=web-config"})
+			if err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
 			}
+			for ev := range wi.ResultChan() {
+				if cm, ok := ev.Object.(*corev1.ConfigMap); ok && ev.Type != "DELETED" {
+					set(cm)
+				}
+			}
+			wi.Stop()
 		}
 	}()
 	return w
@@ -189,6 +205,15 @@ spec:
 		}
 	}
 	during := load.Between(aborted, restored)
+	// The aborted canary lost its traffic before it went back to r1 and got it back only once it
+	// was: no request started after it was drained again (plus 50 ms for the sampling) got r2.
+	redrained := samples.firstAfter(aborted, func(w int) bool { return w == 0 })
+	if redrained.IsZero() {
+		t.Errorf("the canary was not drained after the abort")
+	} else if late := load.Between(redrained.Add(50*time.Millisecond), restored); late.Bodies[canary+" r2"] != 0 {
+		t.Errorf("%d requests answered by r2 after the canary was drained for the rollback (%s)", late.Bodies[canary+" r2"], late)
+	}
+	t.Logf("abort: canary drained %s after it", redrained.Sub(aborted).Round(time.Millisecond))
 	all := load.Since(begin)
 	if all.Errors != 0 {
 		t.Errorf("requests lost during the rollout and its rollback: %s", all)
@@ -432,6 +457,18 @@ func sampleWeight(ctx context.Context, c *haproxy.Client, server string) *weight
 		}
 	}()
 	return s
+}
+
+// firstAfter is when a weight matching ok was first seen after t; the zero time if never.
+func (s *weightSamples) firstAfter(t time.Time, ok func(int) bool) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, v := range s.values {
+		if s.times[i].After(t) && ok(v) {
+			return s.times[i]
+		}
+	}
+	return time.Time{}
 }
 
 // first is when a weight matching ok was first seen; the zero time if never.

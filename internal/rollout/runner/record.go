@@ -34,6 +34,10 @@ type Record struct {
 	// Deferred are people's actions written by Act for the leader to step,
 	// because they need traffic set before their assignments.
 	Deferred []Deferred `json:"deferred,omitempty"`
+	// Stuck says why the runner cannot write the rollout's next step (an
+	// assignment it cannot resolve, such as a release without the bundle);
+	// it clears once a step is written.
+	Stuck string `json:"stuck,omitempty"`
 	// Finalized is set once the service's status and the release's failed
 	// mark reflect the rollout's end.
 	Finalized bool `json:"finalized,omitempty"`
@@ -82,6 +86,9 @@ func (r *Record) Status() v1.RolloutStatus {
 	st.Analyses = slices.Clone(r.Analyses)
 	st.FailedAt, st.RestoredAt = r.FailedAt, r.RestoredAt
 	st.TrafficMessage = r.TrafficMessage
+	if r.Stuck != "" {
+		st.Message = strings.TrimSuffix("the rollout runner cannot carry out the next step: "+r.Stuck+"; "+st.Message, "; ")
+	}
 	for _, d := range r.Deferred {
 		// Also what makes the leader read the record again: a status
 		// change is an event.

@@ -814,6 +814,7 @@ func (l *leader) prepare(ctx context.Context, e *entry, now time.Time) *job {
 	t0 := time.Now()
 	defer func() { l.r.stepNanos.Add(int64(time.Since(t0))) }()
 	next, acts, errs, _ := step(e.rec, evs, now, false)
+	next.Stuck = ""
 	if err := l.leadTraffic(ctx, e, next, acts); err != nil {
 		evs, next, acts, errs = l.stepHeld(e, err, now)
 	}
@@ -871,6 +872,12 @@ func (l *leader) finish(ctx context.Context, j *job) {
 		e.failures++
 		e.retryAt = now.Add(min(time.Duration(1<<min(e.failures, 5))*time.Second, 30*time.Second))
 		l.o.Logger.Warn("rollout runner: commit", "rollout", e.name, "err", j.err, "retry", e.retryAt.Sub(now))
+		if e.failures == 3 && e.rec.Stuck == "" {
+			// Show people why the rollout does not move; the step is retried.
+			next := e.rec.clone()
+			next.Stuck = j.err.Error()
+			l.write(ctx, e, next, &Audit{By: Actor.Kind + ":" + Actor.Name, Errors: []string{j.err.Error()}})
+		}
 		return
 	}
 	l.r.transitions.Add(1)

@@ -645,3 +645,41 @@ func TestTakeoverFencesTheOldLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestStuckRolloutSaysWhy gives a rollout a release whose bundle is not stored: the runner cannot
+// write the first assignment, says so in the rollout's status, and carries on once the bundle is
+// there.
+func TestStuckRolloutSaysWhy(t *testing.T) {
+	f := newFleet(t, threeClusters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.agents(ctx, 20*time.Millisecond)
+	o := f.create(v1.KindRelease, "r4", nil, `{"service":"web","commit":{"sha":"0123456789abcdef0123456789abcdef01234567"},"serviceSpec":{"source":{"name":"shop"},"placement":{"clusterSelector":{}}}}`)
+	o.Status, _ = json.Marshal(v1.ReleaseStatus{Phase: v1.ReleaseRendered,
+		Bundles: []v1.ReleaseBundle{{Digest: digest("r4"), Clusters: []string{"canary-1", "eu-1", "us-1"}}}})
+	if _, err := f.st.UpdateStatus(ctx, o, admin); err != nil {
+		t.Fatal(err)
+	}
+	f.strategy("waves", waves())
+	_, stop := f.run("a")
+	defer stop()
+	f.rollout("r4", "r4", "waves")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := f.status("r4")
+		if strings.Contains(st.Message, "cannot carry out the next step") && strings.Contains(st.Message, "not stored") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %s %q; want it to say why the rollout does not move", st.Phase, st.Message)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := f.st.PutBundle(ctx, digest("r4"), []byte("r4"), admin); err != nil {
+		t.Fatal(err)
+	}
+	st := f.waitPhase("r4", 60*time.Second, v1.RolloutSucceeded, v1.RolloutRolledBack, v1.RolloutFailed)
+	if st.Phase != v1.RolloutSucceeded || strings.Contains(st.Message, "cannot carry out") {
+		t.Fatalf("phase %s %q; want Succeeded without the stuck message", st.Phase, st.Message)
+	}
+}

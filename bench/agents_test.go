@@ -28,7 +28,14 @@ import (
 // agent's receipt (p50, p99, max over all agents and iterations). Before the first iteration it
 // measures the server's resident memory and CPU while all agents are connected and idle.
 //
-// N is 1,000, or FLOTILLA_BENCH_AGENTS; the idle window is 10s, or FLOTILLA_BENCH_IDLE.
+// N is 1,000, or FLOTILLA_BENCH_AGENTS; the idle window is 10s, or FLOTILLA_BENCH_IDLE. The server
+// is built from this tree, or is the binary FLOTILLA_BENCH_SERVER names.
+//
+// Besides the agents' receipt times it reports what separates the server's part from the
+// simulated agents', which share the machine's cores with it: the assignment call's duration
+// (ms-assign-*: the write and the wake-up of every poll are done when it returns), when each
+// answer's headers reached the agent's transport (ms-hdr-*), and the CPU seconds per iteration of
+// the server process and of this process with its N agents (cpu-s-server/op, cpu-s-agents/op).
 //
 //	go test ./bench -run '^$' -bench AgentFanOut -benchtime 10x
 //	FLOTILLA_BENCH_AGENTS=10000 FLOTILLA_BENCH_IDLE=30s go test ./bench -run '^$' -bench AgentFanOut -benchtime 5x -timeout 30m
@@ -84,15 +91,16 @@ func benchFanOut(b *testing.B, n int, idle time.Duration) {
 	tr := &http.Transport{MaxIdleConns: n + 100, MaxIdleConnsPerHost: n + 100, IdleConnTimeout: 5 * time.Minute,
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
 	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: time.Minute}
 	type receipt struct {
 		digest string
-		at     time.Time
+		at     time.Time // decoded by the agent
+		hdr    time.Time // its answer's headers read by the agent's transport
 	}
 	receipts := make(chan receipt, 4*n)
 	var wg sync.WaitGroup
 	for _, cred := range creds {
-		agent, err := client.New(client.Options{Server: srv.url, Token: cred, HTTPClient: hc})
+		st := &stampTransport{rt: tr}
+		agent, err := client.New(client.Options{Server: srv.url, Token: cred, HTTPClient: &http.Client{Transport: st, Timeout: time.Minute}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -110,7 +118,7 @@ func benchFanOut(b *testing.B, n int, idle time.Duration) {
 				backoff.Reset()
 				if ds != nil {
 					after = ds.Digest
-					receipts <- receipt{ds.Digest, time.Now()}
+					receipts <- receipt{ds.Digest, time.Now(), st.last}
 				}
 			}
 		})
@@ -128,9 +136,11 @@ func benchFanOut(b *testing.B, n int, idle time.Duration) {
 	idleCores := (cpuSeconds(pid) - cpu0) / time.Since(t0).Seconds()
 	idleRSS := rssMiB(pid)
 
-	var lat, assign []time.Duration
+	var lat, hdr, assign []time.Duration
+	var serverCPU, agentsCPU float64
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		srvCPU0, selfCPU0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
 		start := time.Now()
 		resp, err := admin.Assign(ctx, v1.AssignRequest{Service: "web", Release: releases[i%2], Clusters: names})
 		if err != nil {
@@ -145,21 +155,43 @@ func benchFanOut(b *testing.B, n int, idle time.Duration) {
 			r := <-receipts
 			if r.digest == want {
 				lat = append(lat, r.at.Sub(start))
+				hdr = append(hdr, r.hdr.Sub(start))
 				got++
 			}
 		}
+		serverCPU += cpuSeconds(pid) - srvCPU0
+		agentsCPU += cpuSeconds(os.Getpid()) - selfCPU0
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(float64(len(lat))*p))].Seconds() * 1000 }
-	b.ReportMetric(pct(0.50), "ms-p50")
-	b.ReportMetric(pct(0.99), "ms-p99")
-	b.ReportMetric(lat[len(lat)-1].Seconds()*1000, "ms-max")
-	slices.Sort(assign)
-	b.ReportMetric(assign[len(assign)/2].Seconds()*1000, "ms-assign-p50")
+	pct := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return d[min(len(d)-1, int(float64(len(d))*p))].Seconds() * 1000
+	}
+	b.ReportMetric(pct(lat, 0.50), "ms-p50")
+	b.ReportMetric(pct(lat, 0.99), "ms-p99")
+	b.ReportMetric(pct(lat, 1), "ms-max")
+	b.ReportMetric(pct(hdr, 0.99), "ms-hdr-p99")
+	b.ReportMetric(pct(hdr, 1), "ms-hdr-max")
+	b.ReportMetric(pct(assign, 0.50), "ms-assign-p50")
+	b.ReportMetric(pct(assign, 1), "ms-assign-max")
+	b.ReportMetric(serverCPU/float64(len(assign)), "cpu-s-server/op")
+	b.ReportMetric(agentsCPU/float64(len(assign)), "cpu-s-agents/op")
 	b.ReportMetric(baseRSS, "MiB-rss-base")
 	b.ReportMetric(idleRSS, "MiB-rss-idle")
 	b.ReportMetric(idleCores, "cores-idle")
+}
+
+// stampTransport notes when the headers of its last answer were read: one per agent, used only by
+// that agent's goroutine.
+type stampTransport struct {
+	rt   http.RoundTripper
+	last time.Time
+}
+
+func (t *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	t.last = time.Now()
+	return resp, err
 }
 
 type benchServer struct {
@@ -171,11 +203,14 @@ type benchServer struct {
 func startServer(b *testing.B, agents int) *benchServer {
 	b.Helper()
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "flotilla")
-	build := exec.Command("go", "build", "-o", bin, "flotilla.dev/flotilla/cmd/flotilla")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatalf("build flotilla: %v", err)
+	bin := os.Getenv("FLOTILLA_BENCH_SERVER") // a prebuilt binary, to compare two builds
+	if bin == "" {
+		bin = filepath.Join(dir, "flotilla")
+		build := exec.Command("go", "build", "-o", bin, "flotilla.dev/flotilla/cmd/flotilla")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			b.Fatalf("build flotilla: %v", err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

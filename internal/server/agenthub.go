@@ -29,9 +29,13 @@ type agentHub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
 	cache   map[string]*store.DesiredState
-	credGen atomic.Int64 // written under mu; read without it by every poll
-	creds   map[string]cachedCredential
 	local   map[int64]bool // seqs of Assignments events already published here
+
+	// The credential cache has its own lock: every poll reads it, so it must not wait behind the
+	// wake-up of thousands of polls.
+	credMu  sync.Mutex
+	credGen atomic.Int64 // written under credMu; read without it by every poll
+	creds   map[string]cachedCredential
 
 	bodyMu sync.Mutex
 	bodies map[string][]byte // digest -> encoded wire assignments
@@ -59,21 +63,24 @@ func (h *agentHub) credentialGen() int64 {
 // that no store read racing with the change is cached) and wakes the waiters of cluster, which
 // then authenticate again.
 func (h *agentHub) credentialChanged(cluster string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.credMu.Lock()
 	h.credGen.Add(1)
 	for hash, c := range h.creds {
 		if c.cluster == cluster {
 			delete(h.creds, hash)
 		}
 	}
+	h.credMu.Unlock()
+	// After the generation: a poll that starts waiting from here on sees the new generation.
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.kickLocked(cluster)
 }
 
 // cachedAgent returns the cluster of a cached, still trusted credential hash.
 func (h *agentHub) cachedAgent(hash string, now time.Time) (string, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.credMu.Lock()
+	defer h.credMu.Unlock()
 	c, ok := h.creds[hash]
 	if !ok || now.Sub(c.at) > credentialTTL {
 		delete(h.creds, hash)
@@ -85,8 +92,8 @@ func (h *agentHub) cachedAgent(hash string, now time.Time) (string, bool) {
 // rememberAgent caches a credential hash read from the store, if the generation gen read before
 // that store read is still current.
 func (h *agentHub) rememberAgent(hash, cluster string, gen int64, now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.credMu.Lock()
+	defer h.credMu.Unlock()
 	if gen == h.credGen.Load() {
 		h.creds[hash] = cachedCredential{cluster: cluster, at: now}
 	}

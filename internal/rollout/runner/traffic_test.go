@@ -207,3 +207,72 @@ func TestRollbackRestoresWeightWhenHealthy(t *testing.T) {
 		t.Errorf("phase %s, traffic message %q", st.Phase, st.TrafficMessage)
 	}
 }
+
+// A runner that stops after the router drained a cluster but before the
+// assignment was written leaves a record with the old weights: the next
+// runner puts them back, then drains again and assigns, and no cluster is
+// ever assigned while it has traffic.
+func TestRestartBetweenDrainAndCommit(t *testing.T) {
+	f := newFleet(t, threeClusters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := routed(t, f, 30)
+	f.agents(ctx, 10*time.Millisecond)
+	f.strategy("drain", drainStrategy())
+	var (
+		once    sync.Once
+		stopped = make(chan struct{})
+		stopA   func()
+	)
+	hook := &hookRouter{router: r, before: func(ctx context.Context, ws []v1.TrafficWeight) {
+		if len(ws) != 1 || ws[0].Weight != 0 {
+			return
+		}
+		once.Do(func() {
+			// Stop runner a while it is inside this call: the change goes
+			// through, the transition that needed it is never written.
+			go func() { stopA(); close(stopped) }()
+			<-ctx.Done()
+		})
+	}}
+	_, stopA = f.run("a", func(o *runner.Options) { o.Traffic = hook })
+	f.rollout("r2", "r2", "drain")
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("runner a never drained a cluster")
+	}
+	for c, rel := range f.assigned() {
+		if rel != "r1" {
+			t.Fatalf("%s assigned %s by a transition that was never written", c, rel)
+		}
+	}
+	_, stopB := f.run("b", func(o *runner.Options) { o.Traffic = r })
+	defer stopB()
+	st := f.waitPhase("r2", 30*time.Second, v1.RolloutSucceeded, v1.RolloutRolledBack, v1.RolloutFailed)
+	if st.Phase != v1.RolloutSucceeded {
+		t.Fatalf("phase %s (%s), want Succeeded", st.Phase, st.Message)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.late) > 0 {
+		t.Fatalf("assignments visible before their drain: %s (changes %v)", strings.Join(r.late, "; "), r.log)
+	}
+	t.Logf("changes %v", r.log)
+	// The first drain (runner a), its undoing (runner b re-asserting the
+	// record), the drain again.
+	if first := r.log[0]; !strings.HasSuffix(first, "=0") || len(r.log) < 3 || r.log[1] != strings.TrimSuffix(first, "=0")+"=30" {
+		t.Errorf("changes %v; want %s, then its weight 30 back, then the rest", r.log, first)
+	}
+}
+
+// hookRouter calls before ahead of every change of the router it wraps.
+type hookRouter struct {
+	*router
+	before func(context.Context, []v1.TrafficWeight)
+}
+
+func (h *hookRouter) SetWeights(ctx context.Context, name string, ws []v1.TrafficWeight) ([]v1.TrafficWeight, error) {
+	h.before(ctx, ws)
+	return h.router.SetWeights(ctx, name, ws)
+}

@@ -240,13 +240,15 @@ once to standard error (and to --admin-token-file when given).`,
 					cfg.Logger.Error("source and release controller stopped", "err", err)
 				}
 			})
-			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, newTrafficManager(st, cfg.SecretsDir, cfg.TrafficKubeconfigDir, cfg.Logger))
+			tm := newTrafficManager(st, cfg.SecretsDir, cfg.TrafficKubeconfigDir, cfg.Logger)
+			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, tm)
 			if err != nil {
 				return err
 			}
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
-				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey})
+				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey,
+				TrafficWeights: tm})
 			if err != nil {
 				return err
 			}

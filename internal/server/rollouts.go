@@ -267,7 +267,7 @@ func (s *Server) rolloutPlan(w http.ResponseWriter, r *http.Request, _ *auth.Pri
 			return badRequest("service %s has no latest release yet; name one with ?release=", service)
 		}
 	}
-	planned, err := runner.PlanFor(ctx, s.store, runner.PlanRequest{Service: service, Release: release})
+	planned, err := runner.PlanFor(ctx, s.store, runner.PlanRequest{Service: service, Release: release, Router: s.opts.TrafficWeights})
 	if err != nil {
 		if errors.Is(err, runner.ErrPlan) {
 			return invalid(err.Error(), v1.FieldError{Path: "release", Message: err.Error()})

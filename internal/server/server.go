@@ -18,6 +18,7 @@ import (
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/dashboard"
+	"flotilla.dev/flotilla/internal/rollout/runner"
 	"flotilla.dev/flotilla/internal/store"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Roles are the roles tokens may hold; nil uses auth.DefaultRoles over every kind.
 	Roles auth.Roles
+	// TrafficWeights reads the weights routers give clusters now, for rollout plans
+	// (internal/traffic.Manager); nil plans with capacities and says so.
+	TrafficWeights runner.WeightReader
 	// MaxBodyBytes limits request bodies; larger ones get 413. Default 4 MiB.
 	MaxBodyBytes int64
 	// DefaultListLimit is the page size of a list without ?limit=. Default 500.

@@ -434,10 +434,16 @@ func (s *Store) setAssignments(ctx context.Context, q Querier, as []store.Assign
 	for _, c := range clusters {
 		state := map[string]store.Assignment{}
 		for _, a := range cur[c] {
+			if string(a.Options) == "{}" {
+				a.Options = nil // stored for none; read as Desired reads it, so digests agree
+			}
 			state[a.Service] = a
 		}
 		changed := false
 		for _, a := range changes[c] {
+			if string(memo.canonical(a.Options)) == "{}" {
+				a.Options = nil // what Desired will read back
+			}
 			old, had := state[a.Service]
 			switch {
 			case a.Release == "" && had:

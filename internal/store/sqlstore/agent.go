@@ -317,18 +317,8 @@ func readAssignments(ctx context.Context, q Querier, clusters []string) (map[str
 	out := map[string][]store.Assignment{}
 	for start := 0; start < len(clusters); start += chunk {
 		part := clusters[start:min(start+chunk, len(clusters))]
-		var b strings.Builder
-		b.WriteString(`SELECT cluster, service, release, bundle, options, updated_at, updated_by FROM assignments WHERE cluster IN (`)
-		args := make([]any, len(part))
-		for i, c := range part {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", i+1)
-			args[i] = c
-		}
-		b.WriteString(") ORDER BY cluster, service")
-		rows, err := q.Query(ctx, b.String(), args...)
+		query, args := whereClusterIn(`SELECT cluster, service, release, bundle, options, updated_at, updated_by FROM assignments`, part)
+		rows, err := q.Query(ctx, query+" ORDER BY cluster, service", args...)
 		if err != nil {
 			return nil, err
 		}
@@ -700,21 +690,7 @@ func (s *Store) RecordAgentStatus(ctx context.Context, st store.AgentStatus) (bo
 
 // AgentStatuses implements store.AgentStore.
 func (s *Store) AgentStatuses(ctx context.Context, clusters ...string) (map[string]*store.AgentStatus, error) {
-	query := `SELECT ` + statusColumns + ` FROM agent_status`
-	var args []any
-	if len(clusters) > 0 {
-		var b strings.Builder
-		b.WriteString(query + ` WHERE cluster IN (`)
-		for i, c := range clusters {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", i+1)
-			args = append(args, c)
-		}
-		b.WriteString(")")
-		query = b.String()
-	}
+	query, args := whereClusterIn(`SELECT `+statusColumns+` FROM agent_status`, clusters)
 	rows, err := s.b.Querier().Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("agent statuses: %w", err)
@@ -732,4 +708,24 @@ func (s *Store) AgentStatuses(ctx context.Context, clusters ...string) (map[stri
 		return nil, fmt.Errorf("agent statuses: %w", err)
 	}
 	return out, nil
+}
+
+// whereClusterIn appends "WHERE cluster IN ($1, ...)" for clusters to query, with the arguments;
+// no clusters leaves the query unfiltered.
+func whereClusterIn(query string, clusters []string) (string, []any) {
+	if len(clusters) == 0 {
+		return query, nil
+	}
+	var b strings.Builder
+	b.WriteString(query + ` WHERE cluster IN (`)
+	args := make([]any, len(clusters))
+	for i, c := range clusters {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+		args[i] = c
+	}
+	b.WriteString(")")
+	return b.String(), args
 }

@@ -273,21 +273,7 @@ func (r recordScanner) Scan(dest ...any) error {
 
 // AgentSummaries implements store.RolloutStore.
 func (s *Store) AgentSummaries(ctx context.Context, clusters ...string) (map[string]*store.AgentStatus, error) {
-	query := `SELECT cluster, seq, epoch, agent_version, kubernetes_version, health, applied_digest, summary, last_heartbeat FROM agent_status`
-	var args []any
-	if len(clusters) > 0 {
-		var b strings.Builder
-		b.WriteString(query + ` WHERE cluster IN (`)
-		for i, c := range clusters {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", i+1)
-			args = append(args, c)
-		}
-		b.WriteString(")")
-		query = b.String()
-	}
+	query, args := whereClusterIn(`SELECT cluster, seq, epoch, agent_version, kubernetes_version, health, applied_digest, summary, last_heartbeat FROM agent_status`, clusters)
 	rows, err := s.b.Querier().Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("agent summaries: %w", err)

@@ -343,31 +343,6 @@ func runAgentWith(t *testing.T, s *server, c *testfleet.Cluster, token string, f
 	return startBinary(t, bin, filepath.Base(bin)+" "+c.Name, args...)
 }
 
-// startBinary is start for another binary than flotilla: stopped with SIGTERM when the test ends.
-func startBinary(t *testing.T, bin, name string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), exit: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.exit <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exit:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			t.Errorf("%s did not stop within 20s of SIGTERM", name)
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.output())
-		}
-	})
-	return p
-}
-
 // releaseOf creates a Release of service, with self-heal as given, whose one bundle, carried
 // inline, serves clusters; it returns the bundle's digest.
 func (s *server) releaseOf(t *testing.T, service, name string, objs []map[string]any, clusters []string, selfHeal bool) string {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "flotilla.dev/flotilla/api/v1"
-	"flotilla.dev/flotilla/internal/bundle"
 	"flotilla.dev/flotilla/internal/testfleet"
 )
 
@@ -124,38 +122,7 @@ func deployment(ns, name string, replicas int) map[string]any {
 // release creates a Release of service web, with self-heal as given, whose one bundle, carried inline, serves clusters.
 func (s *server) release(t *testing.T, name string, objs []map[string]any, clusters []string, selfHeal bool) string {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bundle.New(objs)
-	if err != nil {
-		t.Fatalf("bundle for %s: %v", name, err)
-	}
-	var manifests []json.RawMessage
-	for _, o := range objs {
-		raw, err := json.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		manifests = append(manifests, raw)
-	}
-	rel := &v1.Release{
-		TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindRelease},
-		Metadata: v1.ObjectMeta{Name: name},
-		Spec: v1.ReleaseSpec{Service: "web", Commit: v1.Commit{SHA: "0123456789abcdef0123456789abcdef01234567"},
-			ServiceSpec: v1.ServiceSpec{Source: v1.ServiceSource{Name: "shop", Path: "deploy/web"},
-				Placement: v1.Placement{ClusterSelector: &v1.LabelSelector{}},
-				Sync:      v1.SyncPolicy{SelfHeal: &selfHeal}}},
-	}
-	created, err := s.Admin.Create(ctx, rel)
-	if err != nil {
-		t.Fatalf("create release %s: %v", name, err)
-	}
-	got := created.(*v1.Release)
-	got.Status = v1.ReleaseStatus{Phase: v1.ReleaseRendered,
-		Bundles: []v1.ReleaseBundle{{Digest: b.Digest(), Clusters: clusters, Manifests: manifests}}}
-	if _, err := s.Admin.UpdateStatus(ctx, got); err != nil {
-		t.Fatalf("release %s status: %v", name, err)
-	}
-	return b.Digest()
+	return s.releaseOf(t, "web", name, objs, clusters, selfHeal)
 }
 
 func configMapSays(ctx context.Context, c *testfleet.Cluster, ns, release string) error {

@@ -65,9 +65,10 @@ func (p *process) output() string {
 	return p.log.String()
 }
 
-func start(t *testing.T, name string, args ...string) *process {
+// startBinary is start for another binary than flotilla: stopped with SIGTERM when the test ends.
+func startBinary(t *testing.T, bin, name string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(flotillaBinary(t), args...), exit: make(chan error, 1)}
+	p := &process{cmd: exec.Command(bin, args...), exit: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -87,6 +88,11 @@ func start(t *testing.T, name string, args ...string) *process {
 		}
 	})
 	return p
+}
+
+func start(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	return startBinary(t, flotillaBinary(t), name, args...)
 }
 
 // server is a running `flotilla server` on SQLite with its admin client.

@@ -77,7 +77,6 @@ func TestPrometheusProvider(t *testing.T) {
 	})
 
 	t.Run("a raised error rate fails after failureLimit+1 measurements", func(t *testing.T) {
-		start := time.Now()
 		run := a.Run(ctx, analysis.Request{ID: "b#0", Template: "error-rate", Spec: errorRateTemplate(p.URL, 5, 1),
 			Args: map[string]map[string]string{"bad-1": {}, "good-1": {}}}, nil)
 		if run.Phase != v1.GateFailed {
@@ -86,6 +85,7 @@ func TestPrometheusProvider(t *testing.T) {
 		if !strings.Contains(run.Message, "bad-1") || !strings.Contains(run.Message, "failureLimit 1") {
 			t.Errorf("message %q should name the cluster and the limit", run.Message)
 		}
+		goodMeasured := -1
 		for _, mr := range run.Metrics {
 			if mr.Cluster == "bad-1" {
 				if mr.Phase != v1.GateFailed || len(mr.Measurements) != 2 {
@@ -97,12 +97,16 @@ func TestPrometheusProvider(t *testing.T) {
 					}
 				}
 			}
-			if mr.Cluster == "good-1" && mr.Phase == v1.GateFailed {
-				t.Errorf("good-1 failed: %+v", mr)
+			if mr.Cluster == "good-1" {
+				goodMeasured = len(mr.Measurements)
+				if mr.Phase == v1.GateFailed {
+					t.Errorf("good-1 failed: %+v", mr)
+				}
 			}
 		}
-		if d := time.Since(start); d > 3500*time.Millisecond {
-			t.Errorf("took %s; the run should end once bad-1 failed (about 1s), not after all 5 measurements", d)
+		// good-1 never fails, so only the end of the run stops it short of its 5 measurements.
+		if goodMeasured < 0 || goodMeasured >= 5 {
+			t.Errorf("good-1 took %d measurements; the run should end once bad-1 failed (about 1s), not after all 5", goodMeasured)
 		}
 	})
 
@@ -176,8 +180,8 @@ func TestPrometheusProvider(t *testing.T) {
 			if run.Phase != v1.GateRunning || run.FinishedAt != nil {
 				t.Errorf("phase %s finished %v, want Running and unfinished", run.Phase, run.FinishedAt)
 			}
-			if d := time.Since(first); d > time.Second {
-				t.Errorf("returned %s after cancel, want promptly", d)
+			if d := time.Since(first); d > 5*time.Second {
+				t.Errorf("returned %s after cancel, want promptly (well before the 30s interval)", d)
 			}
 		case <-time.After(10 * time.Second):
 			rcancel()

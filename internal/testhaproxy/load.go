@@ -170,11 +170,24 @@ func (l *Load) Since(from time.Time) Counts {
 // Between counts the finished requests that started at or after from and
 // before until (no upper bound when until is zero).
 func (l *Load) Between(from, until time.Time) Counts {
+	return l.count(func(r Result) bool {
+		return !r.Start.Before(from) && (until.IsZero() || r.Start.Before(until))
+	})
+}
+
+// EndedBetween counts the requests that started at or after from and were
+// answered before until: all of them were routed before until, whatever
+// their latency.
+func (l *Load) EndedBetween(from, until time.Time) Counts {
+	return l.count(func(r Result) bool { return !r.Start.Before(from) && r.End.Before(until) })
+}
+
+func (l *Load) count(in func(Result) bool) Counts {
 	c := Counts{Answers: map[string]int{}, Bodies: map[string]int{}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.results {
-		if r.Start.Before(from) || (!until.IsZero() && !r.Start.Before(until)) {
+		if !in(r) {
 			continue
 		}
 		if r.Err != "" {

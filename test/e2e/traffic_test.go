@@ -149,10 +149,14 @@ spec:
 			}
 		}
 	}
-	// The canary was drained while it was updated: no request started before its first step took
-	// effect (less 50 ms for the sampling) was answered with r2.
-	firstStep, drained := samples.first(func(w int) bool { return w == 13 }), samples.first(func(w int) bool { return w == 0 })
-	if early := load.Between(begin, firstStep.Add(-50*time.Millisecond)); early.Bodies[canary+" r2"] != 0 {
+	// The canary was drained while it was updated: no request answered while its weight was still
+	// 0 (before the last poll that read 0 was sent) was answered with r2.
+	isStep := func(w int) bool { return w == 13 }
+	firstStep, drained := samples.waitFirst(isStep, 2*time.Second), samples.first(func(w int) bool { return w == 0 })
+	if firstStep.IsZero() {
+		t.Errorf("the canary's first traffic step (weight 13) was never seen in HAProxy")
+	}
+	if early := load.EndedBetween(begin, samples.heldBefore(isStep)); early.Bodies[canary+" r2"] != 0 {
 		t.Errorf("the canary answered %d requests with r2 before its first traffic step took effect (%s); "+
 			"rollout started %s, canary drained in HAProxy %s, first step %s", early.Bodies[canary+" r2"], early,
 			begin.Format("15:04:05.000"), drained.Format("15:04:05.000"), firstStep.Format("15:04:05.000"))
@@ -378,13 +382,16 @@ spec:
 		switched = time.Now()
 		return nil
 	})
-	// No request started before green got traffic (less 50 ms for the sampling) reached green. A
-	// switch raises green before it lowers blue, so the time the switch was seen complete is later.
-	greenUp := raised.first(func(w int) bool { return w > 0 })
+	// No request answered while green still had no weight (before the last poll that read 0 was
+	// sent) reached green. A switch raises green before it lowers blue, so the time the switch
+	// was seen complete is later. The check above may see the raise before the sampler's next
+	// poll does: give it a moment.
+	up := func(w int) bool { return w > 0 }
+	greenUp := raised.waitFirst(up, 2*time.Second)
 	if greenUp.IsZero() {
 		t.Fatalf("green cluster %s was never seen with weight", green[0])
 	}
-	before := x.load.Between(begin, greenUp.Add(-50*time.Millisecond))
+	before := x.load.EndedBetween(begin, raised.heldBefore(up))
 	for _, g := range green {
 		if n := before.Bodies[g+" r1"] + before.Bodies[g+" r2"]; n != 0 {
 			t.Errorf("green cluster %s answered %d requests before the switch (%s)", g, n, before)
@@ -440,18 +447,27 @@ type weightSamples struct {
 	mu     sync.Mutex
 	times  []time.Time
 	values []int
+	// held[i] is when the poll before the one that saw values[i] was sent: the weight before
+	// values[i] was certainly still in force then.
+	held []time.Time
 }
 
 func sampleWeight(ctx context.Context, c *haproxy.Client, server string) *weightSamples {
 	s := &weightSamples{}
 	go func() {
 		last := -1
+		var prevSent time.Time
 		for ctx.Err() == nil {
-			if w, err := effectiveWeights(ctx, c); err == nil && w[server] != last {
+			sent := time.Now()
+			w, err := effectiveWeights(ctx, c)
+			if err == nil && w[server] != last {
 				last = w[server]
 				s.mu.Lock()
-				s.times, s.values = append(s.times, time.Now()), append(s.values, last)
+				s.times, s.values, s.held = append(s.times, time.Now()), append(s.values, last), append(s.held, prevSent)
 				s.mu.Unlock()
+			}
+			if err == nil {
+				prevSent = sent
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -481,6 +497,31 @@ func (s *weightSamples) first(ok func(int) bool) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// heldBefore is, for the first sample matching ok, when the weight before it was last seen still in
+// force (the send time of the poll before); the zero time if no sample matches.
+func (s *weightSamples) heldBefore(ok func(int) bool) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, v := range s.values {
+		if ok(v) {
+			return s.held[i]
+		}
+	}
+	return time.Time{}
+}
+
+// waitFirst is first, waiting up to d for a matching sample: a check made on its own poll can see a
+// weight before the sampler's next poll records it.
+func (s *weightSamples) waitFirst(ok func(int) bool, d time.Duration) time.Time {
+	deadline := time.Now().Add(d)
+	for {
+		if t := s.first(ok); !t.IsZero() || time.Now().After(deadline) {
+			return t
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func effectiveWeights(ctx context.Context, c *haproxy.Client) (map[string]int, error) {
@@ -647,7 +688,16 @@ spec:
 		}
 		return nil
 	})
-	time.Sleep(200 * time.Millisecond)
+	// The transition to Succeeded is stored before its traffic action runs: wait for the route to
+	// be seen back at its planned weights (checked below) before reading the whole sequence.
+	eventually(t, 30*time.Second, "the route seen back at its planned weights", func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 || seen[len(seen)-1][canary] != 1 {
+			return fmt.Errorf("weights seen %v", seen)
+		}
+		return nil
+	})
 	stop()
 	mu.Lock()
 	defer mu.Unlock()

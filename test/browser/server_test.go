@@ -261,10 +261,14 @@ func putRolloutSpec(t *testing.T, s *server, name string, spec v1.RolloutSpec, s
 		if _, err := s.admin.Create(ctx, ro); err != nil {
 			t.Fatalf("create rollout %s: %v", name, err)
 		}
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		// Written before the runner is done with it, the status would be overwritten.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			obj, err := s.admin.Get(ctx, v1.KindRollout, name)
 			if err == nil && obj.(*v1.Rollout).Status.Phase.Terminal() {
 				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rollout %s: the runner did not finish with it in 30s (%v)", name, err)
 			}
 		}
 	}

@@ -111,8 +111,8 @@ spec:
       prometheus:
         address: ` + prom.URL + `
         query: |
-          sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[5s]))
-          / sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}"}[5s]))
+          sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[10s]))
+          / sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}"}[10s]))
 ---
 apiVersion: flotilla.dev/v1alpha1
 kind: RolloutStrategy
@@ -577,8 +577,8 @@ spec:
       prometheus:
         address: ` + x.prom.URL + `
         query: |
-          sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[5s]))
-          / sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}"}[5s]))
+          sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}",code="500"}[10s]))
+          / sum(rate(http_requests_total{cluster="{{ .Cluster.Name }}"}[10s]))
 ---
 apiVersion: flotilla.dev/v1alpha1
 kind: RolloutStrategy

@@ -22,5 +22,5 @@ func newDeployer(st store.Store, cfg *serverConfig) (*deploy.Controller, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
-	return deploy.New(deploy.Options{Store: st, Fetcher: f, WorkDir: cfg.SourcesDir, Secrets: hooks, Logger: cfg.Logger})
+	return deploy.New(deploy.Options{Store: st, Fetcher: f, WorkDir: cfg.SourcesDir, Secrets: hooks, Logger: cfg.Logger, LeaseTTL: cfg.LeaderLeaseTTL})
 }

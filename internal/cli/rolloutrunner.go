@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/analysis"
@@ -14,7 +15,7 @@ import (
 // runner leadership and, while it holds it, carries out every rollout, with analyses by
 // internal/analysis and traffic by internal/traffic. The returned function stops it (giving the
 // leadership up) and waits for it.
-func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger, tm runner.Traffic) (stop func(), err error) {
+func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger, tm runner.Traffic, leaseTTL time.Duration) (stop func(), err error) {
 	an := analysis.New(analysis.Options{Store: st})
 	r, err := runner.New(runner.Options{
 		Store:  st,
@@ -23,7 +24,8 @@ func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger
 			return an.Run(ctx, analysis.Request{ID: req.ID, Template: req.Template, Spec: req.Spec, Args: req.Args,
 				Service: req.Service, Release: req.Release, Rollout: req.Rollout}, progress)
 		}),
-		Traffic: tm,
+		Traffic:  tm,
+		LeaseTTL: leaseTTL,
 	})
 	if err != nil {
 		return nil, err

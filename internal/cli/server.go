@@ -46,6 +46,9 @@ func serverSettings() []*serverSetting {
 		{flag: "shutdown-timeout", env: "FLOTILLA_SHUTDOWN_TIMEOUT", key: "shutdownTimeout", def: "30s", usage: "how long to let in-flight requests finish on shutdown"},
 		{flag: "max-long-polls", env: "FLOTILLA_MAX_LONG_POLLS", key: "maxLongPolls", def: "20000", usage: "agent long polls held at once; more are answered 429 with Retry-After"},
 		{flag: "long-poll-timeout", env: "FLOTILLA_LONG_POLL_TIMEOUT", key: "longPollTimeout", def: "30s", usage: "how long an agent's long poll is held without a change"},
+		{flag: "leader-lease-ttl", env: "FLOTILLA_LEADER_LEASE_TTL", key: "leaderLeaseTTL", def: "15s", usage: "how long the source controller's and the rollout runner's leadership lasts without renewal: how soon another replica takes over when the leader dies"},
+		{flag: "agent-lease-ttl", env: "FLOTILLA_AGENT_LEASE_TTL", key: "agentLeaseTTL", def: "45s", usage: "how long an agent's lease on its cluster lasts without renewal: how soon a replacement agent is accepted when one dies"},
+		{flag: "disconnect-after", env: "FLOTILLA_DISCONNECT_AFTER", key: "disconnectAfter", def: "90s", usage: "how long after its last report a cluster's agent shows as Disconnected"},
 		{flag: "allow-local-sources", env: "FLOTILLA_ALLOW_LOCAL_SOURCES", key: "allowLocalSources", def: "false", usage: "allow file://, plain http and loopback or link-local Git URLs (tests and the local demo only)"},
 		{flag: "session-key-file", env: "FLOTILLA_SESSION_KEY_FILE", key: "sessionKeyFile", usage: "file of at least 32 random bytes that signs dashboard sessions; give every replica the same one (default: a random key per process, so sessions end on restart)"},
 		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret) and by webhook traffic routers (DIR/NAME/hmac-key)"},
@@ -105,6 +108,9 @@ type serverConfig struct {
 	ShutdownTimeout time.Duration
 	MaxLongPolls    int
 	LongPollTimeout time.Duration
+	// Leases: leadership of the source controller and rollout runner, agents' cluster leases,
+	// and when a silent agent counts as disconnected.
+	LeaderLeaseTTL, AgentLeaseTTL, DisconnectAfter time.Duration
 	// Sources: where fetched repositories and checkouts live, whether local URLs are allowed,
 	// and where secrets named by sources are read from.
 	SourcesDir        string
@@ -160,6 +166,14 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 	if c.LongPollTimeout, err = time.ParseDuration(v["long-poll-timeout"]); err != nil || c.LongPollTimeout < time.Second {
 		return nil, fmt.Errorf("long poll timeout %q: want a duration of at least 1s", v["long-poll-timeout"])
 	}
+	for _, d := range []struct {
+		flag string
+		to   *time.Duration
+	}{{"leader-lease-ttl", &c.LeaderLeaseTTL}, {"agent-lease-ttl", &c.AgentLeaseTTL}, {"disconnect-after", &c.DisconnectAfter}} {
+		if *d.to, err = time.ParseDuration(v[d.flag]); err != nil || *d.to < 3*time.Second {
+			return nil, fmt.Errorf("%s %q: want a duration of at least 3s", strings.ReplaceAll(d.flag, "-", " "), v[d.flag])
+		}
+	}
 	if c.AllowLocalSources, err = strconv.ParseBool(v["allow-local-sources"]); err != nil {
 		return nil, fmt.Errorf("allow local sources %q: want true or false", v["allow-local-sources"])
 	}
@@ -188,8 +202,8 @@ func newServerCmd(s Streams) *cobra.Command {
 
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
-logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, allowLocalSources,
-secretsDir, trafficKubeconfigDir, sessionKeyFile.
+logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, leaderLeaseTTL,
+agentLeaseTTL, disconnectAfter, allowLocalSources, secretsDir, trafficKubeconfigDir, sessionKeyFile.
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -241,14 +255,14 @@ once to standard error (and to --admin-token-file when given).`,
 				}
 			})
 			tm := newTrafficManager(st, cfg.SecretsDir, cfg.TrafficKubeconfigDir, cfg.Logger)
-			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, tm)
+			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, tm, cfg.LeaderLeaseTTL)
 			if err != nil {
 				return err
 			}
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey,
-				TrafficWeights: tm})
+				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter})
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
@@ -47,6 +48,9 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"shutdown-timeout":  "30s",
 		"max-long-polls":    "20000",
 		"long-poll-timeout": "30s",
+		"leader-lease-ttl":  "15s",
+		"agent-lease-ttl":   "45s",
+		"disconnect-after":  "90s",
 		// defaults of the source and traffic settings
 		"allow-local-sources":    "false",
 		"secrets-dir":            "",
@@ -60,7 +64,8 @@ func TestServerSettingsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DSN != "/from/file.db" || cfg.MaxBodyBytes != 2048 || cfg.Listen != "0.0.0.0:3" {
+	if cfg.DSN != "/from/file.db" || cfg.MaxBodyBytes != 2048 || cfg.Listen != "0.0.0.0:3" ||
+		cfg.LeaderLeaseTTL != 15*time.Second || cfg.AgentLeaseTTL != 45*time.Second || cfg.DisconnectAfter != 90*time.Second {
 		t.Errorf("config = %+v", cfg)
 	}
 }
@@ -87,6 +92,15 @@ func TestServerSettingsRejectUnknownKeysAndBadValues(t *testing.T) {
 	}
 	if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), "xml") {
 		t.Errorf("bad log format: %v", err)
+	}
+	for _, s := range settings {
+		s.value = s.def
+		if s.flag == "leader-lease-ttl" {
+			s.value = "500ms"
+		}
+	}
+	if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), "leader lease ttl \"500ms\"") {
+		t.Errorf("a leader lease of 500ms: %v, want an error naming it", err)
 	}
 }
 

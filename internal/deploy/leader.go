@@ -28,7 +28,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		l, err := c.st.AcquireLeadership(ctx, LeadershipName, c.opts.Holder, ttl, c.now())
 		if err == nil {
-			c.log.Info("source and release controller leads", "holder", c.opts.Holder, "epoch", l.Epoch)
+			c.log.Info("source and release controller leads", "holder", c.opts.Holder, "epoch", l.Epoch, "ttl", ttl)
 			if err := c.lead(ctx, l); err != nil && ctx.Err() == nil {
 				c.log.Warn("source and release controller stopped leading", "err", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +22,8 @@ import (
 // replica (writeToken) creates the admin token and writes it to tokenFile; the others read it.
 func startReplica(t *testing.T, name, dsn, tokenFile string, writeToken bool) *server {
 	t.Helper()
-	args := []string{"server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--db", dsn}
+	// A shorter leadership lease than the default 15 s: failover sooner, and the setting checked.
+	args := []string{"server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--db", dsn, "--leader-lease-ttl", "8s"}
 	if writeToken {
 		args = append(args, "--admin-token-file", tokenFile)
 	}
@@ -107,6 +109,11 @@ func TestHAFailoverOnPostgres(t *testing.T) {
 	a := startReplica(t, "A", dsn, tokenFile, true)
 	waitOutput(t, a.proc, `msg="rollout runner leads"`, 30*time.Second)
 	waitOutput(t, a.proc, `msg="source and release controller leads"`, 30*time.Second)
+	for _, leads := range []string{"rollout runner leads", "source and release controller leads"} {
+		if !regexp.MustCompile(`msg="` + leads + `" .*ttl=8s`).MatchString(a.proc.output()) {
+			t.Errorf("%q is not logged with the lease of --leader-lease-ttl 8s:\n%s", leads, a.proc.output())
+		}
+	}
 	b := startReplica(t, "B", dsn, tokenFile, false)
 
 	clusters := f.Clusters[:3]
@@ -206,7 +213,7 @@ spec:
 	if _, err := a.Admin.Create(ctx, ro); err != nil {
 		t.Fatalf("create rollout: %v", err)
 	}
-	// The kill falls in the first wave's 8 s bake: its timer is due by the time B leads.
+	// The kill falls in the first wave's 8 s bake: B takes the timer over, due about when B leads.
 	eventually(t, 2*time.Minute, "the first wave is healthy and baking", func(ctx context.Context) error {
 		o, err := b.Admin.Get(ctx, "rollouts", "web-r2")
 		if err != nil {

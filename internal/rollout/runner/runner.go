@@ -144,7 +144,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		l, err := o.Store.AcquireLeadership(ctx, LeadershipName, o.Holder, o.LeaseTTL, o.Now())
 		if err == nil {
-			o.Logger.Info("rollout runner leads", "holder", o.Holder, "epoch", l.Epoch)
+			o.Logger.Info("rollout runner leads", "holder", o.Holder, "epoch", l.Epoch, "ttl", o.LeaseTTL)
 			err = r.lead(ctx, l)
 			if err != nil && ctx.Err() == nil {
 				o.Logger.Warn("rollout runner stopped leading", "err", err)

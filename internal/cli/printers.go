@@ -220,6 +220,7 @@ func columnsOf(kind string) []column {
 		mid = []column{{header: "URL", cell: field("spec.git.url")}, {header: "REF", cell: gitRef},
 			{header: "COMMIT", cell: shortSHA("status.commit.sha")}, {header: "FETCHED", cell: ageOf("status.lastFetched")},
 			{header: "ERROR", cell: oneLine("status.message", 60)}, {header: "INTERVAL", wide: true, cell: field("spec.git.interval")},
+			{header: "WEBHOOK", wide: true, cell: ageOf("status.lastWebhook.time")},
 			{header: "SUBJECT", wide: true, cell: oneLine("status.commit.message", 50)}}
 	case v1.KindService:
 		mid = []column{{header: "SOURCE", cell: field("spec.source.name")}, {header: "NAMESPACE", cell: field("spec.namespace")},

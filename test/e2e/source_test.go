@@ -121,6 +121,10 @@ spec:
 	if rel.Spec.Commit.SHA != second || rel.Spec.Commit.Message != "Release r2" {
 		t.Errorf("release of %+v, want %s", rel.Spec.Commit, second)
 	}
+	// The wide listing says when the source's webhook was last called.
+	if out := s.cli(t, "get", "sources", "-o", "wide"); columnAt(out, "shop", "WEBHOOK") == "<none>" || columnAt(out, "shop", "WEBHOOK") == "" {
+		t.Errorf("get sources -o wide does not show the webhook call:\n%s", out)
+	}
 	for _, c := range f.Clusters {
 		s.waitApplied(t, c, ns, rel, "r2")
 	}
@@ -175,4 +179,20 @@ func (s *server) waitApplied(t *testing.T, c *testfleet.Cluster, ns string, rel 
 		}
 		return reportSays(ctx, s, c.Name, rel.Metadata.Name, rel.Status.BundleFor(c.Name))
 	})
+}
+
+// columnAt is the cell of an aligned table's column header in the row whose first cell is name.
+func columnAt(table, name, header string) string {
+	lines := strings.Split(table, "\n")
+	at := strings.Index(lines[0], header)
+	if at < 0 {
+		return ""
+	}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == name && len(l) > at {
+			cell, _, _ := strings.Cut(l[at:], "  ")
+			return strings.TrimSpace(cell)
+		}
+	}
+	return ""
 }

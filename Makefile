@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X flotilla.dev/flotilla/internal/version.Version=$(VERSION)
+LDFLAGS := -s -w -X flotilla.dev/flotilla/internal/version.Version=$(VERSION)
 CACHE ?= $(or $(FLOTILLA_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flotilla)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck

@@ -73,7 +73,8 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	}
 
 	agentBin := filepath.Join(b.TempDir(), "flotilla-agent")
-	build := exec.Command("go", "build", "-o", agentBin, "flotilla.dev/flotilla/cmd/flotilla-agent")
+	// Built as `make build` builds it: stripped.
+	build := exec.Command("go", "build", "-ldflags", "-s -w", "-o", agentBin, "flotilla.dev/flotilla/cmd/flotilla-agent")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		b.Fatalf("build flotilla-agent: %v", err)

@@ -1,18 +1,11 @@
 package browser_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,34 +14,8 @@ import (
 	"flotilla.dev/flotilla/internal/bundle"
 	"flotilla.dev/flotilla/internal/store"
 	"flotilla.dev/flotilla/internal/store/open"
+	"flotilla.dev/flotilla/internal/testproc"
 )
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// flotillaBinary builds the flotilla command once per test binary.
-func flotillaBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "flotilla-browser-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "flotilla")
-		out, err := exec.Command("go", "build", "-o", binary, "flotilla.dev/flotilla/cmd/flotilla").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
 
 // server is a running `flotilla server` on a SQLite file.
 type server struct {
@@ -58,71 +25,12 @@ type server struct {
 	tokens map[string]string // role -> secret
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-// startServer runs the server until the test ends (SIGTERM, then wait).
+// startServer runs the server until the test ends, with a deployer's and a viewer's token.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logs := &lockedBuffer{}
-	cmd := exec.Command(flotillaBinary(t), "server", "--listen", addr, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin-token"), "--log-level", "warn",
+	ts := testproc.StartServer(t, testproc.Build(t, "flotilla.dev/flotilla/cmd/flotilla"),
 		"--allow-local-sources") // the release test's repository is a file:// URL
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			logs.mu.Lock()
-			t.Logf("server log:\n%s", logs.String())
-			logs.mu.Unlock()
-		}
-	})
-	s := &server{url: "http://" + addr, db: filepath.Join(dir, "flotilla.db"), tokens: map[string]string{}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready after 30s: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	tok, err := os.ReadFile(filepath.Join(dir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.tokens["admin"] = strings.TrimSpace(string(tok))
-	s.admin = s.client(t, s.tokens["admin"])
+	s := &server{url: ts.URL, db: filepath.Join(ts.DataDir, "flotilla.db"), admin: ts.Admin, tokens: map[string]string{"admin": ts.Token}}
 	for _, role := range []string{"deployer", "viewer"} {
 		tk, err := s.admin.CreateToken(context.Background(), v1.TokenRequest{Name: role, Role: role})
 		if err != nil {

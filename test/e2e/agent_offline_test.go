@@ -5,24 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "flotilla.dev/flotilla/api/v1"
-	"flotilla.dev/flotilla/client"
 	"flotilla.dev/flotilla/internal/agent/apply"
 	"flotilla.dev/flotilla/internal/bundle"
 	"flotilla.dev/flotilla/internal/testfleet"
+	"flotilla.dev/flotilla/internal/testproc"
 )
 
 // Given an agent that applied a self-healing release, when the server stops and an applied object
@@ -51,17 +47,17 @@ func TestAgentEnforcesOfflineAcrossRestartsAndReportsWhenTheServerIsBack(t *test
 		return reportSays(ctx, s, c.Name, "web-r1", digest)
 	})
 
-	s.stop(t)
+	s.Proc.Stop(t)
 	editConfigMap(t, c, ns, "edited-offline")
 	eventually(t, 30*time.Second, "the agent corrects the edit with the server down", func(ctx context.Context) error {
 		return configMapSays(ctx, c, ns, "r1")
 	})
 
-	agent.kill(t)
+	agent.Kill(t)
 	restarted := runAgentWith(t, s, c, token, "--state-dir", stateDir)
 	eventually(t, 30*time.Second, "the restarted agent loads its saved state", func(context.Context) error {
-		if !strings.Contains(restarted.output(), "loaded the saved desired state") {
-			return fmt.Errorf("its log so far:\n%s", restarted.output())
+		if !strings.Contains(restarted.Output(), "loaded the saved desired state") {
+			return fmt.Errorf("its log so far:\n%s", restarted.Output())
 		}
 		return nil
 	})
@@ -154,10 +150,10 @@ func TestAgentKilledMidApplyConvergesAfterRestart(t *testing.T) {
 				first = true
 			}
 		case <-deadline:
-			t.Fatalf("the agent applied nothing within 60s; its log:\n%s", agent.output())
+			t.Fatalf("the agent applied nothing within 60s; its log:\n%s", agent.Output())
 		}
 	}
-	agent.kill(t)
+	agent.Kill(t)
 	w.Stop()
 	atKill := countConfigMaps(ctx, t, c, ns, "big-")
 	if atKill == n {
@@ -226,8 +222,8 @@ func TestAgentKilledMidApplyConvergesAfterRestart(t *testing.T) {
 	if len(sec.Data["state.json.gz"]) == 0 {
 		t.Errorf("state Secret holds %v", slices.Collect(maps.Keys(sec.Data)))
 	}
-	if !strings.Contains(restarted.output(), "released the lease of the agent this one replaces") {
-		t.Errorf("the restarted agent did not take its predecessor's lease over; its log:\n%s", restarted.output())
+	if !strings.Contains(restarted.Output(), "released the lease of the agent this one replaces") {
+		t.Errorf("the restarted agent did not take its predecessor's lease over; its log:\n%s", restarted.Output())
 	}
 }
 
@@ -271,72 +267,15 @@ func editConfigMap(t *testing.T, c *testfleet.Cluster, ns, value string) {
 // test can stop it and start it again on the same data and address.
 func startServerIn(t *testing.T, dir, listen string) *server {
 	t.Helper()
-	tokenFile := filepath.Join(dir, "admin.token")
-	p := start(t, "flotilla server", "server", "--listen", listen, "--data-dir", dir, "--admin-token-file", tokenFile)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if m := listening.FindStringSubmatch(p.output()); m != nil {
-			tok, err := os.ReadFile(tokenFile)
-			if err != nil {
-				t.Fatalf("admin token: %v", err)
-			}
-			s := &server{URL: "http://" + m[1], Token: strings.TrimSpace(string(tok)), proc: p}
-			if s.Admin, err = client.New(client.Options{Server: s.URL, Token: s.Token}); err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start; output:\n%s", p.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &server{testproc.StartServer(t, flotillaBinary(t), "--listen", listen, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin.token"))}
 }
 
-// stop stops the server with SIGTERM and waits for it.
-func (s *server) stop(t *testing.T) { s.proc.signal(t, syscall.SIGTERM) }
-
-// kill ends a process with SIGKILL, as a crash or an OOM kill would, and waits for it.
-func (p *process) kill(t *testing.T) { p.signal(t, syscall.SIGKILL) }
-
-func (p *process) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-	select {
-	case err := <-p.exit:
-		p.exit <- err // for the test's clean-up, which waits for it too
-	case <-time.After(20 * time.Second):
-		t.Fatalf("process did not end within 20s of %v", sig)
-	}
-}
-
-var (
-	agentSeq       int
-	agentBuildOnce sync.Once
-	agentBin       string
-	agentBuildErr  error
-)
+var agentSeq int
 
 // agentBinary builds cmd/flotilla-agent, the agent-only binary, once per test binary.
 func agentBinary(t *testing.T) string {
 	t.Helper()
-	agentBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "flotilla-agent-e2e-")
-		if err != nil {
-			agentBuildErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "flotilla-agent")
-		if out, err := exec.Command("go", "build", "-o", agentBin, "flotilla.dev/flotilla/cmd/flotilla-agent").CombinedOutput(); err != nil {
-			agentBuildErr = fmt.Errorf("go build flotilla-agent: %v\n%s", err, out)
-		}
-	})
-	if agentBuildErr != nil {
-		t.Fatal(agentBuildErr)
-	}
-	return agentBin
+	return testproc.Build(t, "flotilla.dev/flotilla/cmd/flotilla-agent")
 }
 
 // runAgentWith runs the agent of cluster c with a holder of its own and the given state flags;
@@ -354,7 +293,7 @@ func runAgentWith(t *testing.T, s *server, c *testfleet.Cluster, token string, f
 	if bin == "" {
 		return start(t, "agent "+c.Name, args...)
 	}
-	return startBinary(t, bin, filepath.Base(bin)+" "+c.Name, args...)
+	return testproc.Start(t, bin, filepath.Base(bin)+" "+c.Name, args...)
 }
 
 // releaseOf creates a Release of service, with self-heal as given, whose one bundle, carried

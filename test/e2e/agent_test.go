@@ -178,8 +178,8 @@ func TestSecondAgentForAClusterIsRefused(t *testing.T) {
 	}
 	second := s.runAgent(t, c.Name, strings.TrimSpace(string(cred)), c.Kubeconfig, t.TempDir())
 	eventually(t, 30*time.Second, "second agent says it is refused", func(context.Context) error {
-		if !strings.Contains(second.output(), "another agent holds this cluster's lease") {
-			return fmt.Errorf("its log so far:\n%s", second.output())
+		if !strings.Contains(second.Output(), "another agent holds this cluster's lease") {
+			return fmt.Errorf("its log so far:\n%s", second.Output())
 		}
 		return nil
 	})
@@ -213,8 +213,8 @@ func TestRevokedAgentIsCutOffAtOnce(t *testing.T) {
 	s.cli(t, "cluster", "revoke", c.Name)
 	revoked := time.Now()
 	eventually(t, 30*time.Second, "agent is refused", func(context.Context) error {
-		if !strings.Contains(agent.output(), "credential is not known or was revoked") {
-			return fmt.Errorf("agent log shows no refusal yet:\n%s", agent.output())
+		if !strings.Contains(agent.Output(), "credential is not known or was revoked") {
+			return fmt.Errorf("agent log shows no refusal yet:\n%s", agent.Output())
 		}
 		return nil
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,46 +18,12 @@ import (
 )
 
 // startReplica starts one `flotilla server` replica on the PostgreSQL database dsn. The first
-// replica (writeToken) creates the admin token and writes it to tokenFile; the others read it.
-func startReplica(t *testing.T, name, dsn, tokenFile string, writeToken bool) *server {
+// replica creates the admin token and writes it to tokenFile; the others find the store has one
+// and read the file.
+func startReplica(t *testing.T, dsn, tokenFile string) *server {
 	t.Helper()
 	// A shorter leadership lease than the default 15 s: failover sooner, and the setting checked.
-	args := []string{"server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--db", dsn, "--leader-lease-ttl", "8s"}
-	if writeToken {
-		args = append(args, "--admin-token-file", tokenFile)
-	}
-	p := start(t, "flotilla server "+name, args...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if m := listening.FindStringSubmatch(p.output()); m != nil {
-			tok, err := os.ReadFile(tokenFile)
-			if err != nil {
-				t.Fatalf("admin token: %v", err)
-			}
-			s := &server{URL: "http://" + m[1], Token: strings.TrimSpace(string(tok)), proc: p}
-			if s.Admin, err = client.New(client.Options{Server: s.URL, Token: s.Token}); err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s did not start; output:\n%s", name, p.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitOutput waits until the process has logged msg and returns when it first saw it.
-func waitOutput(t *testing.T, p *process, msg string, limit time.Duration) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(p.output(), msg) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %s; output:\n%s", msg, limit, p.output())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Now()
+	return startServer(t, "--db", dsn, "--leader-lease-ttl", "8s", "--admin-token-file", tokenFile)
 }
 
 // rolloutAudit returns the audit trail of a rollout's transitions: event time, events fed and
@@ -106,15 +71,15 @@ func TestHAFailoverOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 
-	a := startReplica(t, "A", dsn, tokenFile, true)
-	waitOutput(t, a.proc, `msg="rollout runner leads"`, 30*time.Second)
-	waitOutput(t, a.proc, `msg="source and release controller leads"`, 30*time.Second)
+	a := startReplica(t, dsn, tokenFile)
+	a.Proc.WaitOutput(t, `msg="rollout runner leads"`, 30*time.Second)
+	a.Proc.WaitOutput(t, `msg="source and release controller leads"`, 30*time.Second)
 	for _, leads := range []string{"rollout runner leads", "source and release controller leads"} {
-		if !regexp.MustCompile(`msg="` + leads + `" .*ttl=8s`).MatchString(a.proc.output()) {
-			t.Errorf("%q is not logged with the lease of --leader-lease-ttl 8s:\n%s", leads, a.proc.output())
+		if !regexp.MustCompile(`msg="` + leads + `" .*ttl=8s`).MatchString(a.Proc.Output()) {
+			t.Errorf("%q is not logged with the lease of --leader-lease-ttl 8s:\n%s", leads, a.Proc.Output())
 		}
 	}
-	b := startReplica(t, "B", dsn, tokenFile, false)
+	b := startReplica(t, dsn, tokenFile)
 
 	clusters := f.Clusters[:3]
 	var names []string
@@ -227,13 +192,13 @@ spec:
 		}
 		return fmt.Errorf("phase %s wave %d: %s", st.Phase, st.CurrentWave, clustersLine(st))
 	})
-	if strings.Contains(b.proc.output(), `msg="rollout runner leads"`) {
+	if strings.Contains(b.Proc.Output(), `msg="rollout runner leads"`) {
 		t.Fatalf("B led the rollout runner before A was killed")
 	}
 	killed := time.Now()
-	a.proc.kill(t)
-	led := waitOutput(t, b.proc, `msg="rollout runner leads"`, 40*time.Second)
-	waitOutput(t, b.proc, `msg="source and release controller leads"`, 40*time.Second)
+	a.Proc.Kill(t)
+	led := b.Proc.WaitOutput(t, `msg="rollout runner leads"`, 40*time.Second)
+	b.Proc.WaitOutput(t, `msg="source and release controller leads"`, 40*time.Second)
 	var st v1.RolloutStatus
 	eventually(t, 2*time.Minute, "rollout web-r2 succeeds on B", func(ctx context.Context) error {
 		o, err := b.Admin.Get(ctx, "rollouts", "web-r2")

@@ -516,7 +516,7 @@ spec:
 	x.release("web-r2")
 	x.rollout("web-r2", "web-gated")
 	x.waitPhase("web-r2", 3*time.Minute, v1.RolloutWaitingApproval)
-	x.agents[eu.Name].kill(t)
+	x.agents[eu.Name].Kill(t)
 	if _, err := x.s.Admin.RolloutAction(ctx, "web-r2", "approve", ""); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
@@ -610,7 +610,7 @@ spec:
 		return nil
 	})
 	addr := strings.TrimPrefix(x.s.URL, "http://")
-	x.s.proc.kill(t)
+	x.s.Proc.Kill(t)
 	x.s = startServerIn(t, x.dataDir, addr)
 	st := x.waitPhase("web-r2", 4*time.Minute, v1.RolloutSucceeded)
 	if len(st.Analyses) < 1 || st.Analyses[len(st.Analyses)-1].Phase != v1.GatePassed {

@@ -821,19 +821,8 @@ spec:
 	eventually(t, 2*time.Minute, "the canary holds 50%", expected)
 
 	// Stop the server, then change the weights by hand.
-	dir := ""
-	for i, a := range x.s.proc.cmd.Args {
-		if a == "--data-dir" && i+1 < len(x.s.proc.cmd.Args) {
-			dir = x.s.proc.cmd.Args[i+1]
-		}
-	}
-	_ = x.s.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-x.s.proc.exit:
-		x.s.proc.exit <- err // for the test's cleanup
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not stop within 30s of SIGTERM")
-	}
+	dir := x.s.DataDir
+	x.s.Proc.Signal(t, syscall.SIGTERM, 30*time.Second)
 	r := &haproxy.Router{Client: rt, Backend: "web"}
 	if err := r.SetWeights(x.ctx, map[string]int{canary: 10, others[0]: 200, others[1]: 200}); err != nil {
 		t.Fatal(err)
@@ -843,7 +832,7 @@ spec:
 	p := start(t, "flotilla server (restarted)", "server", "--listen", "127.0.0.1:0", "--data-dir", dir)
 	eventually(t, time.Minute, "the restarted server re-asserts the weights", expected)
 	t.Logf("weights re-asserted %s after the new server was started", time.Since(restarted).Round(time.Millisecond))
-	if !strings.Contains(p.output(), "rollout runner leads") {
-		t.Errorf("the restarted server does not say it leads the runner:\n%s", p.output())
+	if !strings.Contains(p.Output(), "rollout runner leads") {
+		t.Errorf("the restarted server does not say it leads the runner:\n%s", p.Output())
 	}
 }

@@ -84,23 +84,21 @@ func TestServerSettingsRejectUnknownKeysAndBadValues(t *testing.T) {
 	if err == nil || !contains(err.Error(), "listen_addr") {
 		t.Errorf("unknown key: %v, want an error naming listen_addr", err)
 	}
-	for _, s := range settings {
-		s.value = s.def
-		if s.flag == "log-format" {
-			s.value = "xml"
+	// Each bad value, the others at their defaults, is refused with an error naming it.
+	for _, bad := range []struct{ flag, value, want string }{
+		{"log-format", "xml", "xml"},
+		{"leader-lease-ttl", "500ms", `leader lease ttl "500ms"`},
+		{"disconnect-after", "soon", `disconnect after "soon"`},
+	} {
+		for _, s := range settings {
+			s.value = s.def
+			if s.flag == bad.flag {
+				s.value = bad.value
+			}
 		}
-	}
-	if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), "xml") {
-		t.Errorf("bad log format: %v", err)
-	}
-	for _, s := range settings {
-		s.value = s.def
-		if s.flag == "leader-lease-ttl" {
-			s.value = "500ms"
+		if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), bad.want) {
+			t.Errorf("--%s %s: %v, want an error naming it", bad.flag, bad.value, err)
 		}
-	}
-	if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), "leader lease ttl \"500ms\"") {
-		t.Errorf("a leader lease of 500ms: %v, want an error naming it", err)
 	}
 }
 

@@ -489,24 +489,22 @@ func (s *weightSamples) firstAfter(t time.Time, ok func(int) bool) time.Time {
 
 // first is when a weight matching ok was first seen; the zero time if never.
 func (s *weightSamples) first(ok func(int) bool) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, v := range s.values {
-		if ok(v) {
-			return s.times[i]
-		}
-	}
-	return time.Time{}
+	return s.atFirst(ok, s.times)
 }
 
 // heldBefore is, for the first sample matching ok, when the weight before it was last seen still in
 // force (the send time of the poll before); the zero time if no sample matches.
 func (s *weightSamples) heldBefore(ok func(int) bool) time.Time {
+	return s.atFirst(ok, s.held)
+}
+
+// atFirst is the element of times (s.times or s.held) of the first sample matching ok.
+func (s *weightSamples) atFirst(ok func(int) bool, times []time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, v := range s.values {
 		if ok(v) {
-			return s.held[i]
+			return times[i]
 		}
 	}
 	return time.Time{}

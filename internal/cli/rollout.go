@@ -168,6 +168,9 @@ func printPlan(w io.Writer, p *v1.RolloutPlan, output string) error {
 		fmt.Fprintf(w, ", traffic router %s", p.TrafficRouter)
 	}
 	fmt.Fprintln(w)
+	if p.Weights != "" {
+		fmt.Fprintf(w, "Weights: %s\n", p.Weights)
+	}
 	total := 0
 	for i, wv := range p.Waves {
 		total += len(wv.Clusters)

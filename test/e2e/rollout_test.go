@@ -317,7 +317,8 @@ func TestRolloutGoodReleaseReachesEveryWave(t *testing.T) {
 	ctx := context.Background()
 	x.release("web-r2")
 	plan := x.s.cli(t, "rollout", "plan", "web", "--release", "web-r2")
-	for _, want := range []string{"Wave 1: canary", x.names[0], "Wave 2: eu", x.names[1], "Wave 3: rest", x.names[2], "analysis error-rate"} {
+	for _, want := range []string{"Wave 1: canary", x.names[0], "Wave 2: eu", x.names[1], "Wave 3: rest", x.names[2], "analysis error-rate",
+		"Weights: read from router edge"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("rollout plan does not show %q:\n%s", want, plan)
 		}

@@ -16,6 +16,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/agent/apply"
+	"flotilla.dev/flotilla/internal/agent/state"
 	"flotilla.dev/flotilla/internal/bundle"
 	"flotilla.dev/flotilla/internal/testfleet"
 	"flotilla.dev/flotilla/internal/testproc"
@@ -51,6 +52,18 @@ func TestAgentEnforcesOfflineAcrossRestartsAndReportsWhenTheServerIsBack(t *test
 	editConfigMap(t, c, ns, "edited-offline")
 	eventually(t, 30*time.Second, "the agent corrects the edit with the server down", func(ctx context.Context) error {
 		return configMapSays(ctx, c, ns, "r1")
+	})
+	// The correction reaches the cluster a moment before the agent saves its record of it: kill
+	// the agent only once the record is saved, as that is what a restart carries over.
+	eventually(t, 30*time.Second, "the agent saves the offline correction", func(ctx context.Context) error {
+		snap, err := state.NewDir(stateDir).Load(ctx)
+		if err != nil {
+			return err
+		}
+		if snap.Offline == nil || snap.Offline.Corrections < 1 {
+			return fmt.Errorf("saved offline period %+v", snap.Offline)
+		}
+		return nil
 	})
 
 	agent.Kill(t)

@@ -1,0 +1,323 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/auth"
+	"flotilla.dev/flotilla/internal/dashboard"
+	"flotilla.dev/flotilla/internal/server"
+)
+
+// opUser is a person of the test provider: the example OP's user plus the groups it puts in
+// ID tokens.
+type opUser struct {
+	storage.User
+	groups []string
+}
+
+// opUsers is the test provider's user store.
+type opUsers map[string]*opUser
+
+func (u opUsers) GetUserByID(id string) *storage.User {
+	if p := u[id]; p != nil {
+		return &p.User
+	}
+	return nil
+}
+
+func (u opUsers) GetUserByUsername(name string) *storage.User {
+	for _, p := range u {
+		if p.Username == name {
+			return &p.User
+		}
+	}
+	return nil
+}
+
+func (u opUsers) ExampleClientID() string { return storage.ServiceUserID }
+
+// opStorage is the example OP's in-memory storage, with email and groups claims in ID tokens:
+// the example puts only the subject there for web clients (the rest is at its userinfo endpoint).
+type opStorage struct {
+	*storage.Storage
+	users opUsers
+}
+
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
+		return err
+	}
+	u := s.users[req.GetSubject()]
+	info.Email, info.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
+	info.AppendClaims("groups", u.groups)
+	return nil
+}
+
+const (
+	opClientID     = "flotilla"
+	opClientSecret = "client-secret-for-tests"
+	opPassword     = "verysecure"
+)
+
+// newTestOP starts zitadel's example OpenID provider on a loopback server, with Flotilla
+// registered as a web client redirecting to redirectURL, and people in three groups.
+func newTestOP(t *testing.T, redirectURL string) *httptest.Server {
+	t.Helper()
+	users := opUsers{
+		"id-admin":  {storage.User{ID: "id-admin", Username: "alice", Password: opPassword, Email: "alice@example.com", EmailVerified: true}, []string{"readers", "platform-admins"}},
+		"id-viewer": {storage.User{ID: "id-viewer", Username: "victor", Password: opPassword, Email: "victor@example.com", EmailVerified: true}, []string{"readers"}},
+		"id-nobody": {storage.User{ID: "id-nobody", Username: "nora", Password: opPassword}, []string{"sales"}},
+	}
+	clients := map[string]*storage.Client{opClientID: storage.WebClient(opClientID, opClientSecret, redirectURL)}
+	st := &opStorage{Storage: storage.NewStorageWithClients(users, clients), users: users}
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config.Handler = exampleop.SetupServer("http://"+ts.Listener.Addr().String(), st, nil, false)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// newOIDCEnv is an env whose dashboard signs people in with a fresh test provider.
+func newOIDCEnv(t *testing.T) (*env, *httptest.Server) {
+	t.Helper()
+	var provider *httptest.Server
+	e := newEnvAt(t, filepath.Join(t.TempDir(), "flotilla.db"), func(serverURL string, o *server.Options) {
+		redirect := serverURL + "/ui/oidc/callback"
+		provider = newTestOP(t, redirect)
+		m, err := auth.ParseRoleMap("platform-admins=admin,developers=deployer,readers=viewer", auth.DefaultRoles(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.OIDC = &dashboard.OIDCOptions{Issuer: provider.URL, ClientID: opClientID, ClientSecret: opClientSecret, RedirectURL: redirect, RoleMap: m}
+	})
+	return e, provider
+}
+
+// person is a browser with a cookie jar that follows redirects, across Flotilla and the provider.
+type person struct {
+	t *testing.T
+	e *env
+	c *http.Client
+	// callback is the last redirect to Flotilla's callback, as the provider sent it.
+	callback string
+	// stopAtCallback makes the browser stop before following the provider's redirect back.
+	stopAtCallback bool
+}
+
+func newPerson(t *testing.T, e *env) *person {
+	jar, _ := cookiejar.New(nil)
+	p := &person{t: t, e: e}
+	p.c = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/ui/oidc/callback" {
+			p.callback = req.URL.String()
+			if p.stopAtCallback {
+				return http.ErrUseLastResponse
+			}
+		}
+		return nil
+	}}
+	return p
+}
+
+func (p *person) get(u string) (int, string) {
+	p.t.Helper()
+	resp, err := p.c.Get(u)
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (p *person) post(u string, form url.Values) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.c.Do(req)
+	if err != nil {
+		p.t.Fatalf("POST %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// session returns the value of the dashboard session cookie the person's browser holds.
+func (p *person) session() string {
+	u, _ := url.Parse(p.e.ts.URL + "/ui/")
+	for _, c := range p.c.Jar.Cookies(u) {
+		if c.Name == "flotilla_session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+var opLoginIDRE = regexp.MustCompile(`name="id" value="([^"]+)"`)
+
+// signInWithSSO clicks "Sign in with SSO" on the sign-in page, fills in the provider's login form
+// and returns the status and page the browser ends on.
+func (p *person) signInWithSSO(provider *httptest.Server, username string) (int, string) {
+	p.t.Helper()
+	code, page := p.get(p.e.ts.URL + "/ui/login?next=/ui/rollouts")
+	if code != http.StatusOK || !strings.Contains(page, `href="/ui/oidc/login?next=%2fui%2frollouts"`) || !strings.Contains(page, "Sign in with SSO") {
+		p.t.Fatalf("sign-in page: %d, want a \"Sign in with SSO\" link\n%s", code, page)
+	}
+	code, page = p.get(p.e.ts.URL + "/ui/oidc/login?next=/ui/rollouts")
+	m := opLoginIDRE.FindStringSubmatch(page)
+	if code != http.StatusOK || m == nil {
+		p.t.Fatalf("the provider's login form: %d\n%s", code, page)
+	}
+	return p.post(provider.URL+"/login/username", url.Values{"id": {m[1]}, "username": {username}, "password": {opPassword}})
+}
+
+func TestOIDCSignInActsWithTheMappedRole(t *testing.T) {
+	e, provider := newOIDCEnv(t)
+	dashboardFixture(t, e)
+	ctx := context.Background()
+
+	alice := newPerson(t, e)
+	code, page := alice.signInWithSSO(provider, "alice")
+	if code != http.StatusOK || !strings.Contains(page, "Signed in") || !strings.Contains(page, `url=/ui/rollouts`) {
+		t.Fatalf("after the provider's login: %d, want the signed-in page going on to /ui/rollouts\n%s", code, page)
+	}
+	if alice.session() == "" {
+		t.Fatal("no session cookie after signing in with SSO")
+	}
+	for _, secret := range []string{opClientSecret, alice.callback} {
+		if secret != "" && strings.Contains(page, secret) {
+			t.Errorf("the signed-in page shows a secret or the code")
+		}
+	}
+	code, page = alice.get(e.ts.URL + "/ui/")
+	if code != http.StatusOK || !strings.Contains(page, "oidc:alice@example.com") || !strings.Contains(page, "prod-eu-1") {
+		t.Fatalf("fleet page: %d, want it naming oidc:alice@example.com (highest of viewer and admin) and the fleet\n%s", code, page)
+	}
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the fleet page")
+	}
+	// A state change needs the CSRF token, exactly as for a token session.
+	if code, _ := alice.post(e.ts.URL+"/ui/rollouts/web-1/pause", url.Values{}); code != http.StatusForbidden {
+		t.Errorf("pause without the CSRF token: %d, want 403", code)
+	}
+	if code, page := alice.post(e.ts.URL+"/ui/rollouts/web-1/pause", url.Values{"csrf": {m[1]}}); code != http.StatusOK {
+		t.Fatalf("pause as an admin by SSO: %d\n%s", code, page)
+	}
+	events, err := e.admin.Audit(ctx, client.AuditOptions{Kind: v1.KindRollout, Name: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range events.Items {
+		found = found || ev.Actor == v1.Actor{Kind: string(auth.KindUser), Name: "oidc:alice@example.com"}
+	}
+	if !found {
+		t.Errorf("no audit event of web-1 by user oidc:alice@example.com: %+v", events.Items)
+	}
+
+	// A replayed callback starts no session: the sign-in it belonged to is over.
+	replay := newPerson(t, e)
+	if code, page := replay.get(alice.callback); code != http.StatusBadRequest || !strings.Contains(page, "no sign-in is in progress") || replay.session() != "" {
+		t.Errorf("replayed callback in another browser: %d, session %v\n%s", code, replay.session() != "", page)
+	}
+	if code, page := alice.get(alice.callback); code != http.StatusBadRequest || !strings.Contains(page, "no sign-in is in progress") {
+		t.Errorf("replayed callback in the same browser: %d\n%s", code, page)
+	}
+}
+
+func TestOIDCViewerIsForbiddenToAct(t *testing.T) {
+	e, provider := newOIDCEnv(t)
+	dashboardFixture(t, e)
+	victor := newPerson(t, e)
+	if code, page := victor.signInWithSSO(provider, "victor"); code != http.StatusOK || victor.session() == "" {
+		t.Fatalf("viewer sign-in: %d\n%s", code, page)
+	}
+	code, page := victor.get(e.ts.URL + "/ui/rollouts/web-1")
+	m := csrfRE.FindStringSubmatch(page)
+	if code != http.StatusOK || m == nil || !strings.Contains(page, "oidc:victor@example.com") {
+		t.Fatalf("rollout page as a viewer: %d\n%s", code, page)
+	}
+	if code, page := victor.post(e.ts.URL+"/ui/rollouts/web-1/pause", url.Values{"csrf": {m[1]}}); code != http.StatusForbidden || !strings.Contains(page, "user:oidc:victor@example.com may not update rollouts") {
+		t.Errorf("pause as a viewer by SSO: %d, want 403 naming the person\n%s", code, page)
+	}
+}
+
+func TestOIDCRefusals(t *testing.T) {
+	e, provider := newOIDCEnv(t)
+	// Both routes are in the route table, public: they are how a session starts.
+	public := map[string]bool{}
+	for _, rt := range e.srv.Routes() {
+		public[rt.Method+" "+rt.Path] = !rt.Rule.NeedsPrincipal() && rt.Rule.Check() == nil
+	}
+	for _, r := range []string{"GET /ui/oidc/login", "GET /ui/oidc/callback"} {
+		if !public[r] {
+			t.Errorf("route %s: missing from the route table or not public", r)
+		}
+	}
+
+	// Nobody maps "sales" to a role; nora has no email, so her subject names her.
+	nora := newPerson(t, e)
+	code, page := nora.signInWithSSO(provider, "nora")
+	if code != http.StatusForbidden || !strings.Contains(page, "oidc:id-nobody signed in, but no Flotilla role is mapped") || !strings.Contains(page, "sales") {
+		t.Errorf("person without a mapped role: %d, want 403 saying why\n%s", code, page)
+	}
+	if nora.session() != "" {
+		t.Error("a person without a mapped role got a session")
+	}
+
+	// A callback whose state is not the one this browser's sign-in made is refused.
+	mallory := newPerson(t, e)
+	mallory.stopAtCallback = true
+	if code, _ := mallory.signInWithSSO(provider, "alice"); code != http.StatusFound || mallory.callback == "" {
+		t.Fatalf("stopping at the callback: %d, callback %q", code, mallory.callback)
+	}
+	u, _ := url.Parse(mallory.callback)
+	q := u.Query()
+	q.Set("state", q.Get("state")+"x")
+	u.RawQuery = q.Encode()
+	mallory.stopAtCallback = false
+	if code, page := mallory.get(u.String()); code != http.StatusBadRequest || !strings.Contains(page, "state mismatch") || mallory.session() != "" {
+		t.Errorf("tampered state: %d, session %v\n%s", code, mallory.session() != "", page)
+	}
+
+	// The provider's refusal is shown, and starts no session.
+	refused := newPerson(t, e)
+	if code, _ := refused.get(e.ts.URL + "/ui/oidc/login"); code != http.StatusOK {
+		t.Fatalf("start sign-in: %d", code)
+	}
+	if code, page := refused.get(e.ts.URL + "/ui/oidc/callback?error=access_denied&error_description=no+thanks"); code != http.StatusUnauthorized ||
+		!strings.Contains(page, "access_denied: no thanks") || refused.session() != "" {
+		t.Errorf("provider error: %d\n%s", code, page)
+	}
+
+	// A made-up code is not accepted by the provider.
+	forged := newPerson(t, e)
+	forged.stopAtCallback = true
+	forged.signInWithSSO(provider, "alice")
+	u, _ = url.Parse(forged.callback)
+	q = u.Query()
+	q.Set("code", "made-up")
+	u.RawQuery = q.Encode()
+	forged.stopAtCallback = false
+	if code, page := forged.get(u.String()); code != http.StatusUnauthorized || !strings.Contains(page, "did not accept the sign-in code") || forged.session() != "" {
+		t.Errorf("forged code: %d\n%s", code, page)
+	}
+}

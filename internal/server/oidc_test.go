@@ -5,106 +5,32 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
-
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/client"
 	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/dashboard"
+	"flotilla.dev/flotilla/internal/oidctest"
 	"flotilla.dev/flotilla/internal/server"
 )
 
-// opUser is a person of the test provider: the example OP's user plus the groups it puts in
-// ID tokens.
-type opUser struct {
-	storage.User
-	groups []string
-}
-
-// opUsers is the test provider's user store.
-type opUsers map[string]*opUser
-
-func (u opUsers) GetUserByID(id string) *storage.User {
-	if p := u[id]; p != nil {
-		return &p.User
-	}
-	return nil
-}
-
-func (u opUsers) GetUserByUsername(name string) *storage.User {
-	for _, p := range u {
-		if p.Username == name {
-			return &p.User
-		}
-	}
-	return nil
-}
-
-func (u opUsers) ExampleClientID() string { return storage.ServiceUserID }
-
-// opStorage is the example OP's in-memory storage, with email and groups claims in ID tokens:
-// the example puts only the subject there for web clients (the rest is at its userinfo endpoint).
-type opStorage struct {
-	*storage.Storage
-	users opUsers
-}
-
-func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	if err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
-		return err
-	}
-	u := s.users[req.GetSubject()]
-	info.Email, info.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
-	info.AppendClaims("groups", u.groups)
-	return nil
-}
-
-const (
-	opClientID     = "flotilla"
-	opClientSecret = "client-secret-for-tests"
-	opPassword     = "verysecure"
-)
-
-// newTestOP starts zitadel's example OpenID provider on a loopback server, with Flotilla
-// registered as a web client redirecting to redirectURL, and people in three groups.
-func newTestOP(t *testing.T, redirectURL string) *httptest.Server {
-	t.Helper()
-	users := opUsers{
-		"id-admin":  {storage.User{ID: "id-admin", Username: "alice", Password: opPassword, Email: "alice@example.com", EmailVerified: true}, []string{"readers", "platform-admins"}},
-		"id-viewer": {storage.User{ID: "id-viewer", Username: "victor", Password: opPassword, Email: "victor@example.com", EmailVerified: true}, []string{"readers"}},
-		"id-nobody": {storage.User{ID: "id-nobody", Username: "nora", Password: opPassword}, []string{"sales"}},
-	}
-	clients := map[string]*storage.Client{opClientID: storage.WebClient(opClientID, opClientSecret, redirectURL)}
-	st := &opStorage{Storage: storage.NewStorageWithClients(users, clients), users: users}
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config.Handler = exampleop.SetupServer("http://"+ts.Listener.Addr().String(), st, nil, false)
-	ts.Start()
-	t.Cleanup(ts.Close)
-	return ts
-}
-
 // newOIDCEnv is an env whose dashboard signs people in with a fresh test provider.
-func newOIDCEnv(t *testing.T) (*env, *httptest.Server) {
+func newOIDCEnv(t *testing.T) (*env, string) {
 	t.Helper()
-	var provider *httptest.Server
+	var provider string
 	e := newEnvAt(t, filepath.Join(t.TempDir(), "flotilla.db"), func(serverURL string, o *server.Options) {
 		redirect := serverURL + "/ui/oidc/callback"
-		provider = newTestOP(t, redirect)
+		provider = oidctest.Start(t, "127.0.0.1", redirect)
 		m, err := auth.ParseRoleMap("platform-admins=admin,developers=deployer,readers=viewer", auth.DefaultRoles(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.OIDC = &dashboard.OIDCOptions{Issuer: provider.URL, ClientID: opClientID, ClientSecret: opClientSecret, RedirectURL: redirect, RoleMap: m}
+		o.OIDC = &dashboard.OIDCOptions{Issuer: provider, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: redirect, RoleMap: m}
 	})
 	return e, provider
 }
@@ -174,7 +100,7 @@ var opLoginIDRE = regexp.MustCompile(`name="id" value="([^"]+)"`)
 
 // signInWithSSO clicks "Sign in with SSO" on the sign-in page, fills in the provider's login form
 // and returns the status and page the browser ends on.
-func (p *person) signInWithSSO(provider *httptest.Server, username string) (int, string) {
+func (p *person) signInWithSSO(provider, username string) (int, string) {
 	p.t.Helper()
 	code, page := p.get(p.e.ts.URL + "/ui/login?next=/ui/rollouts")
 	if code != http.StatusOK || !strings.Contains(page, `href="/ui/oidc/login?next=%2fui%2frollouts"`) || !strings.Contains(page, "Sign in with SSO") {
@@ -185,7 +111,7 @@ func (p *person) signInWithSSO(provider *httptest.Server, username string) (int,
 	if code != http.StatusOK || m == nil {
 		p.t.Fatalf("the provider's login form: %d\n%s", code, page)
 	}
-	return p.post(provider.URL+"/login/username", url.Values{"id": {m[1]}, "username": {username}, "password": {opPassword}})
+	return p.post(provider+"/login/username", url.Values{"id": {m[1]}, "username": {username}, "password": {oidctest.Password}})
 }
 
 func TestOIDCSignInActsWithTheMappedRole(t *testing.T) {
@@ -194,14 +120,14 @@ func TestOIDCSignInActsWithTheMappedRole(t *testing.T) {
 	ctx := context.Background()
 
 	alice := newPerson(t, e)
-	code, page := alice.signInWithSSO(provider, "alice")
+	code, page := alice.signInWithSSO(provider, oidctest.Alice)
 	if code != http.StatusOK || !strings.Contains(page, "Signed in") || !strings.Contains(page, `url=/ui/rollouts`) {
 		t.Fatalf("after the provider's login: %d, want the signed-in page going on to /ui/rollouts\n%s", code, page)
 	}
 	if alice.session() == "" {
 		t.Fatal("no session cookie after signing in with SSO")
 	}
-	for _, secret := range []string{opClientSecret, alice.callback} {
+	for _, secret := range []string{oidctest.ClientSecret, alice.callback} {
 		if secret != "" && strings.Contains(page, secret) {
 			t.Errorf("the signed-in page shows a secret or the code")
 		}
@@ -247,7 +173,7 @@ func TestOIDCViewerIsForbiddenToAct(t *testing.T) {
 	e, provider := newOIDCEnv(t)
 	dashboardFixture(t, e)
 	victor := newPerson(t, e)
-	if code, page := victor.signInWithSSO(provider, "victor"); code != http.StatusOK || victor.session() == "" {
+	if code, page := victor.signInWithSSO(provider, oidctest.Victor); code != http.StatusOK || victor.session() == "" {
 		t.Fatalf("viewer sign-in: %d\n%s", code, page)
 	}
 	code, page := victor.get(e.ts.URL + "/ui/rollouts/web-1")
@@ -275,7 +201,7 @@ func TestOIDCRefusals(t *testing.T) {
 
 	// Nobody maps "sales" to a role; nora has no email, so her subject names her.
 	nora := newPerson(t, e)
-	code, page := nora.signInWithSSO(provider, "nora")
+	code, page := nora.signInWithSSO(provider, oidctest.Nora)
 	if code != http.StatusForbidden || !strings.Contains(page, "oidc:id-nobody signed in, but no Flotilla role is mapped") || !strings.Contains(page, "sales") {
 		t.Errorf("person without a mapped role: %d, want 403 saying why\n%s", code, page)
 	}
@@ -286,7 +212,7 @@ func TestOIDCRefusals(t *testing.T) {
 	// A callback whose state is not the one this browser's sign-in made is refused.
 	mallory := newPerson(t, e)
 	mallory.stopAtCallback = true
-	if code, _ := mallory.signInWithSSO(provider, "alice"); code != http.StatusFound || mallory.callback == "" {
+	if code, _ := mallory.signInWithSSO(provider, oidctest.Alice); code != http.StatusFound || mallory.callback == "" {
 		t.Fatalf("stopping at the callback: %d, callback %q", code, mallory.callback)
 	}
 	u, _ := url.Parse(mallory.callback)
@@ -311,7 +237,7 @@ func TestOIDCRefusals(t *testing.T) {
 	// A made-up code is not accepted by the provider.
 	forged := newPerson(t, e)
 	forged.stopAtCallback = true
-	forged.signInWithSSO(provider, "alice")
+	forged.signInWithSSO(provider, oidctest.Alice)
 	u, _ = url.Parse(forged.callback)
 	q = u.Query()
 	q.Set("code", "made-up")

@@ -165,18 +165,20 @@ func (d *Dashboard) oidcCallback(w http.ResponseWriter, r *http.Request, _ *auth
 	pending, ok := d.readPending(r)
 	d.setPendingCookie(w, r, "", -1)
 	q := r.URL.Query()
+	if !ok {
+		return d.oidcError(w, r, http.StatusBadRequest, "no sign-in is in progress in this browser, or it took over 10 minutes; start again.")
+	}
+	// The state is checked before a provider's error is shown too, so that a crafted link cannot
+	// put its own words on a Flotilla page.
+	if state := q.Get("state"); state == "" || !hmac.Equal([]byte(state), []byte(pending.State)) {
+		return d.oidcError(w, r, http.StatusBadRequest, "the answer does not belong to the sign-in this browser started (state mismatch); start again.")
+	}
 	if e := q.Get("error"); e != "" {
 		msg := "the identity provider answered " + e
 		if desc := q.Get("error_description"); desc != "" {
 			msg += ": " + desc
 		}
 		return d.oidcError(w, r, http.StatusUnauthorized, msg+".")
-	}
-	if !ok {
-		return d.oidcError(w, r, http.StatusBadRequest, "no sign-in is in progress in this browser, or it took over 10 minutes; start again.")
-	}
-	if state := q.Get("state"); state == "" || !hmac.Equal([]byte(state), []byte(pending.State)) {
-		return d.oidcError(w, r, http.StatusBadRequest, "the answer does not belong to the sign-in this browser started (state mismatch); start again.")
 	}
 	cfg, verifier, err := d.oidc.discover(r)
 	if err != nil {

@@ -40,8 +40,9 @@ type person struct {
 	t *testing.T
 	e *env
 	c *http.Client
-	// callback is the last redirect to Flotilla's callback, as the provider sent it.
-	callback string
+	// callback is the last redirect to Flotilla's callback, as the provider sent it; state the
+	// state of the last authorization request sent to the provider.
+	callback, state string
 	// stopAtCallback makes the browser stop before following the provider's redirect back.
 	stopAtCallback bool
 }
@@ -50,6 +51,9 @@ func newPerson(t *testing.T, e *env) *person {
 	jar, _ := cookiejar.New(nil)
 	p := &person{t: t, e: e}
 	p.c = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/auth" {
+			p.state = req.URL.Query().Get("state")
+		}
 		if req.URL.Path == "/ui/oidc/callback" {
 			p.callback = req.URL.String()
 			if p.stopAtCallback {
@@ -229,7 +233,14 @@ func TestOIDCRefusals(t *testing.T) {
 	if code, _ := refused.get(e.ts.URL + "/ui/oidc/login"); code != http.StatusOK {
 		t.Fatalf("start sign-in: %d", code)
 	}
-	if code, page := refused.get(e.ts.URL + "/ui/oidc/callback?error=access_denied&error_description=no+thanks"); code != http.StatusUnauthorized ||
+	if code, page := refused.get(e.ts.URL + "/ui/oidc/callback?error=access_denied&error_description=call+0800+now"); code != http.StatusBadRequest ||
+		strings.Contains(page, "0800") {
+		t.Errorf("provider error without the sign-in's state: %d, want 400 not showing its text\n%s", code, page)
+	}
+	if code, _ := refused.get(e.ts.URL + "/ui/oidc/login"); code != http.StatusOK || refused.state == "" {
+		t.Fatalf("start sign-in again: %d, state %q", code, refused.state)
+	}
+	if code, page := refused.get(e.ts.URL + "/ui/oidc/callback?error=access_denied&error_description=no+thanks&state=" + url.QueryEscape(refused.state)); code != http.StatusUnauthorized ||
 		!strings.Contains(page, "access_denied: no thanks") || refused.session() != "" {
 		t.Errorf("provider error: %d\n%s", code, page)
 	}

@@ -21,7 +21,7 @@ var (
 // PrincipalKind says what sort of caller a Principal is.
 type PrincipalKind string
 
-// The kinds of principals. Users come from OIDC (later); tokens are API tokens for automation;
+// The kinds of principals. Users are people signed in with OIDC (the dashboard); tokens are API tokens for automation;
 // agents are per-cluster agent credentials; system is the control plane acting on its own.
 const (
 	KindUser   PrincipalKind = "user"

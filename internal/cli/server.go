@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +21,8 @@ import (
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
+	"flotilla.dev/flotilla/internal/auth"
+	"flotilla.dev/flotilla/internal/dashboard"
 	"flotilla.dev/flotilla/internal/server"
 	"flotilla.dev/flotilla/internal/store/open"
 	"flotilla.dev/flotilla/internal/version"
@@ -52,6 +56,12 @@ func serverSettings() []*serverSetting {
 		{flag: "allow-local-sources", env: "FLOTILLA_ALLOW_LOCAL_SOURCES", key: "allowLocalSources", def: "false", usage: "allow file://, plain http and loopback or link-local Git URLs (tests and the local demo only)"},
 		{flag: "session-key-file", env: "FLOTILLA_SESSION_KEY_FILE", key: "sessionKeyFile", usage: "file of at least 32 random bytes that signs dashboard sessions; give every replica the same one (default: a random key per process, so sessions end on restart)"},
 		{flag: "secrets-dir", env: "FLOTILLA_SECRETS_DIR", key: "secretsDir", usage: "directory of secrets named by sources (DIR/NAME/token, username, ssh-privatekey, known_hosts, webhook-secret) and by webhook traffic routers (DIR/NAME/hmac-key)"},
+		{flag: "oidc-issuer", env: "FLOTILLA_OIDC_ISSUER", key: "oidcIssuer", usage: "issuer URL of the OpenID Connect provider people sign in to the dashboard with (default: single sign-on off)"},
+		{flag: "oidc-client-id", env: "FLOTILLA_OIDC_CLIENT_ID", key: "oidcClientID", usage: "client ID of Flotilla at the OIDC provider"},
+		{flag: "oidc-client-secret-file", env: "FLOTILLA_OIDC_CLIENT_SECRET_FILE", key: "oidcClientSecretFile", usage: "file holding the OIDC client secret (omit for a public client)"},
+		{flag: "oidc-redirect-url", env: "FLOTILLA_OIDC_REDIRECT_URL", key: "oidcRedirectURL", usage: "the server's external URL followed by /ui/oidc/callback, as registered at the provider (required with --oidc-issuer)"},
+		{flag: "oidc-roles-claim", env: "FLOTILLA_OIDC_ROLES_CLAIM", key: "oidcRolesClaim", def: "groups", usage: "ID token claim (a string or a list) whose values --oidc-role-map maps to roles"},
+		{flag: "oidc-role-map", env: "FLOTILLA_OIDC_ROLE_MAP", key: "oidcRoleMap", usage: "claim values to roles, e.g. platform-admins=admin,developers=deployer,*=viewer; the highest matching role wins, \"*\" is the optional default, and a person matching nothing is refused"},
 		{flag: "traffic-kubeconfig-dir", env: "FLOTILLA_TRAFFIC_KUBECONFIG_DIR", key: "trafficKubeconfigDir", usage: "directory of kubeconfig files named after clusters (DIR/CLUSTER), to reach the HTTPRoutes of gatewayAPI traffic routers"},
 	}
 }
@@ -120,6 +130,8 @@ type serverConfig struct {
 	SessionKey []byte
 	// TrafficKubeconfigDir holds the kubeconfigs of the edge clusters of gatewayAPI traffic routers.
 	TrafficKubeconfigDir string
+	// OIDC configures single sign-on to the dashboard; nil when it is off.
+	OIDC *dashboard.OIDCOptions
 }
 
 func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
@@ -189,7 +201,57 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 		}
 		c.SessionKey = bytes.TrimSpace(key)
 	}
+	if c.OIDC, err = parseOIDCSettings(v); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseOIDCSettings returns the single sign-on configuration, nil when --oidc-issuer is not set.
+// Everything is checked here, so that a mistake stops the server at start rather than at the
+// first person's sign-in.
+func parseOIDCSettings(v map[string]string) (*dashboard.OIDCOptions, error) {
+	if v["oidc-issuer"] == "" {
+		for _, f := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-redirect-url", "oidc-role-map"} {
+			if v[f] != "" {
+				return nil, fmt.Errorf("oidc: --%s is set but --oidc-issuer is not", f)
+			}
+		}
+		return nil, nil
+	}
+	o := &dashboard.OIDCOptions{Issuer: v["oidc-issuer"], ClientID: v["oidc-client-id"], RedirectURL: v["oidc-redirect-url"], RolesClaim: v["oidc-roles-claim"]}
+	if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("oidc issuer %q: want an http(s) URL such as https://login.example.com", o.Issuer)
+	}
+	if o.ClientID == "" {
+		return nil, errors.New("oidc: --oidc-client-id is required with --oidc-issuer")
+	}
+	if u, err := url.Parse(o.RedirectURL); o.RedirectURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.Path != "/ui/oidc/callback" {
+		return nil, fmt.Errorf("oidc redirect URL %q: want the server's external URL followed by /ui/oidc/callback, such as https://flotilla.example.com/ui/oidc/callback", o.RedirectURL)
+	}
+	if o.RolesClaim == "" {
+		return nil, errors.New("oidc: --oidc-roles-claim is empty")
+	}
+	if f := v["oidc-client-secret-file"]; f != "" {
+		secret, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("oidc client secret file: %w", err)
+		}
+		if o.ClientSecret = string(bytes.TrimSpace(secret)); o.ClientSecret == "" {
+			return nil, fmt.Errorf("oidc client secret file %s: is empty", f)
+		}
+	}
+	// Role names are the same whatever resources the roles cover.
+	m, err := auth.ParseRoleMap(v["oidc-role-map"], auth.DefaultRoles(nil))
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	if m.Empty() {
+		return nil, errors.New("oidc: --oidc-role-map is empty, so nobody could sign in; map at least one claim value (or \"*\") to a role")
+	}
+	o.RoleMap = m
+	return o, nil
 }
 
 func newServerCmd(s Streams) *cobra.Command {
@@ -203,7 +265,21 @@ func newServerCmd(s Streams) *cobra.Command {
 Settings come from flags, then FLOTILLA_* environment variables, then the YAML file given by
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
 logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, leaderLeaseTTL,
-agentLeaseTTL, disconnectAfter, allowLocalSources, secretsDir, trafficKubeconfigDir, sessionKeyFile.
+agentLeaseTTL, disconnectAfter, allowLocalSources, secretsDir, trafficKubeconfigDir, sessionKeyFile,
+oidcIssuer, oidcClientID, oidcClientSecretFile, oidcRedirectURL, oidcRolesClaim, oidcRoleMap.
+
+Single sign-on: with --oidc-issuer, people sign in to the dashboard (/ui/) with an OpenID Connect
+provider (authorization code flow with PKCE) besides API tokens. Register Flotilla at the provider
+with the redirect URL <external URL>/ui/oidc/callback and give --oidc-client-id,
+--oidc-client-secret-file (none for a public client) and --oidc-redirect-url. Each person's role
+comes from the values of the ID token claim --oidc-roles-claim (default groups) through
+--oidc-role-map, for example:
+
+    --oidc-role-map 'platform-admins=admin,developers=deployer,*=viewer'
+
+The highest matching role wins; "*" is the optional role of everyone else; without it a person
+whose values match nothing is refused. The API and the CLI keep using API tokens (an OIDC device
+flow for the CLI comes next).
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -262,7 +338,7 @@ once to standard error (and to --admin-token-file when given).`,
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey,
-				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter})
+				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter, OIDC: cfg.OIDC})
 			if err != nil {
 				return err
 			}

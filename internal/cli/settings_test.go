@@ -56,6 +56,13 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"secrets-dir":            "",
 		"traffic-kubeconfig-dir": "",
 		"session-key-file":       "",
+		// single sign-on is off by default
+		"oidc-issuer":             "",
+		"oidc-client-id":          "",
+		"oidc-client-secret-file": "",
+		"oidc-redirect-url":       "",
+		"oidc-roles-claim":        "groups",
+		"oidc-role-map":           "",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

@@ -119,7 +119,9 @@ type Options struct {
 	Streams context.Context
 	// Heartbeat is how often an idle event stream sends a comment; default 15s.
 	Heartbeat time.Duration
-	Now       func() time.Time
+	// OIDC, when set, lets people sign in with an OpenID Connect provider besides API tokens.
+	OIDC *OIDCOptions
+	Now  func() time.Time
 }
 
 // Dashboard serves the pages. Create it with New; it is safe for concurrent use.
@@ -127,6 +129,8 @@ type Dashboard struct {
 	opts   Options
 	pages  map[string]*template.Template
 	static fs.FS
+	// oidc is nil when single sign-on is off.
+	oidc *oidcClient
 }
 
 // New parses the embedded templates and returns a dashboard over opts.Backend.
@@ -156,6 +160,13 @@ func New(opts Options) (*Dashboard, error) {
 		opts.Now = time.Now
 	}
 	d := &Dashboard{opts: opts, pages: map[string]*template.Template{}}
+	if opts.OIDC != nil {
+		c, err := newOIDCClient(*opts.OIDC)
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: %w", err)
+		}
+		d.oidc = c
+	}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
@@ -202,6 +213,12 @@ func (d *Dashboard) Pages() []Page {
 		{"POST", "/ui/logout", auth.Authenticated(), "Dashboard: sign out", d.logout},
 		{"GET", "/ui/static/{file}", auth.Public(), "Dashboard: static files", d.serveStatic},
 		{"GET", "/ui/{path...}", auth.Authenticated(), "Dashboard: any other path is not found", d.notFound},
+	}
+	if d.oidc != nil {
+		// Public: they are how a session is created.
+		ps = append(ps,
+			Page{"GET", oidcLoginPath, auth.Public(), "Dashboard: start single sign-on with the OIDC provider", d.oidcLogin},
+			Page{"GET", oidcCallbackPath, auth.Public(), "Dashboard: finish single sign-on and start a session", d.oidcCallback})
 	}
 	for _, a := range Actions {
 		action := a

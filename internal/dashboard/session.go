@@ -22,13 +22,22 @@ const sessionCookie = "flotilla_session"
 // maxFormBytes bounds the body of a dashboard form.
 const maxFormBytes = 64 << 10
 
-// session is what the signed cookie holds: the hash of the API token signed in with, when the
-// session ends, and a random nonce the CSRF token is derived from.
+// session is what the signed cookie holds: who signed in, when the session ends, and a random
+// nonce the CSRF token is derived from. A token session names the hash of the API token signed
+// in with (Hash), looked up on every request so that revoking the token ends it. An OIDC
+// session has no server-side record to look up, so the cookie itself carries the person's
+// principal name (User) and the role mapped at sign-in (Role); the MAC keeps both honest.
 type session struct {
 	Hash    string
+	User    string
+	Role    string
 	Expires time.Time
 	Nonce   string
 }
+
+// oidcSessionTag starts the payload of an OIDC session; a token session's payload starts with a
+// hex hash, which never equals it.
+const oidcSessionTag = "oidc"
 
 var errNoSession = fmt.Errorf("%w: not signed in to the dashboard", auth.ErrUnauthenticated)
 
@@ -44,6 +53,11 @@ func (d *Dashboard) mac(parts ...string) []byte {
 // encodeSession returns the cookie value of s: payload and MAC, both base64url.
 func (d *Dashboard) encodeSession(s session) string {
 	payload := s.Hash + "|" + strconv.FormatInt(s.Expires.Unix(), 10) + "|" + s.Nonce
+	if s.User != "" {
+		// The name comes from the identity provider and may hold any character, "|" included.
+		payload = oidcSessionTag + "|" + base64.RawURLEncoding.EncodeToString([]byte(s.User)) + "|" + s.Role + "|" +
+			strconv.FormatInt(s.Expires.Unix(), 10) + "|" + s.Nonce
+	}
 	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." +
 		base64.RawURLEncoding.EncodeToString(d.mac("session", payload))
 }
@@ -64,14 +78,26 @@ func (d *Dashboard) readSession(r *http.Request) (*session, error) {
 		return nil, fmt.Errorf("%w: the session cookie is not valid; sign in again", auth.ErrUnauthenticated)
 	}
 	parts := strings.Split(string(payload), "|")
-	if len(parts) != 3 {
+	s := &session{}
+	switch {
+	case len(parts) == 3:
+		s.Hash, s.Nonce = parts[0], parts[2]
+		parts = parts[1:2]
+	case len(parts) == 5 && parts[0] == oidcSessionTag:
+		user, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil || len(user) == 0 || parts[2] == "" {
+			return nil, errNoSession
+		}
+		s.User, s.Role, s.Nonce = string(user), parts[2], parts[4]
+		parts = parts[3:4]
+	default:
 		return nil, errNoSession
 	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	exp, err := strconv.ParseInt(parts[0], 10, 64)
 	if err != nil {
 		return nil, errNoSession
 	}
-	s := &session{Hash: parts[0], Expires: time.Unix(exp, 0), Nonce: parts[2]}
+	s.Expires = time.Unix(exp, 0)
 	if !d.opts.Now().Before(s.Expires) {
 		return nil, fmt.Errorf("%w: the dashboard session expired; sign in again", auth.ErrUnauthenticated)
 	}
@@ -91,8 +117,12 @@ func (d *Dashboard) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := d.opts.Backend.PrincipalByTokenHash(r.Context(), s.Hash)
-	if err != nil {
+	var p *auth.Principal
+	if s.User != "" {
+		// The role was mapped from the identity provider's claims at sign-in; it is authorised
+		// by the same Roles as a token's.
+		p = &auth.Principal{Name: s.User, Kind: auth.KindUser, Roles: []string{s.Role}}
+	} else if p, err = d.opts.Backend.PrincipalByTokenHash(r.Context(), s.Hash); err != nil {
 		return nil, err
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -138,19 +168,22 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request, _ *auth.Pr
 type loginPage struct {
 	Error string
 	Next  string
+	// SSO offers "Sign in with SSO" (OIDC is configured).
+	SSO bool
 }
 
 func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg, next string) {
 	if !safeNext(next) {
 		next = "/ui/"
 	}
-	d.render(w, r, code, "login", nil, loginPage{Error: msg, Next: next})
+	d.render(w, r, code, "login", nil, loginPage{Error: msg, Next: next, SSO: d.oidc != nil})
 }
 
 // safeNext accepts only a path of the dashboard itself as the place to go after signing in.
 func safeNext(next string) bool {
 	return strings.HasPrefix(next, "/ui/") && !strings.Contains(next, "//") && !strings.Contains(next, `\`) &&
-		!strings.HasPrefix(next, "/ui/login") && !strings.HasPrefix(next, "/ui/events")
+		!strings.HasPrefix(next, "/ui/login") && !strings.HasPrefix(next, "/ui/events") &&
+		!strings.HasPrefix(next, "/ui/oidc/")
 }
 
 // login signs a person in with an API token: the token is checked like an API call's, and the
@@ -171,18 +204,35 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request, _ *auth.Princi
 		}
 		return err
 	}
-	nonce := make([]byte, 18)
-	if _, err := rand.Read(nonce); err != nil {
+	return d.startSession(w, r, p, session{Hash: auth.HashToken(token)}, next)
+}
+
+// startSession sets the session cookie of s (a token's or a person's) for the session's normal
+// lifetime, with a fresh CSRF nonce, and shows the signed-in page that goes on to next.
+func (d *Dashboard) startSession(w http.ResponseWriter, r *http.Request, p *auth.Principal, s session, next string) error {
+	nonce, err := randomString(18)
+	if err != nil {
 		return err
 	}
-	s := session{Hash: auth.HashToken(token), Expires: d.opts.Now().Add(d.opts.SessionTTL), Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
+	s.Nonce, s.Expires = nonce, d.opts.Now().Add(d.opts.SessionTTL)
 	d.setSessionCookie(w, r, d.encodeSession(s), int(d.opts.SessionTTL.Seconds()))
 	if !safeNext(next) {
 		next = "/ui/"
 	}
-	// A page rather than a redirect, so that the cookie is set by a plain answer.
+	// A page rather than a redirect, so that the cookie is set by a plain answer: after an OIDC
+	// callback a redirect would still count as cross-site, and the SameSite=Strict session
+	// cookie would not be sent with it.
 	d.render(w, r, http.StatusOK, "signedin", p, loginPage{Next: next})
 	return nil
+}
+
+// randomString returns n random bytes, base64url-encoded.
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {

@@ -19,7 +19,7 @@ import (
 // newDashboard builds the dashboard over this server.
 func (s *Server) newDashboard() (*dashboard.Dashboard, error) {
 	return dashboard.New(dashboard.Options{Backend: &dashboardBackend{s: s}, Roles: s.opts.Roles, Releases: s.opts.Deploy != nil, SessionKey: s.opts.SessionKey,
-		Streams: s.streams, Heartbeat: s.opts.HeartbeatInterval, Now: s.opts.Now})
+		Streams: s.streams, Heartbeat: s.opts.HeartbeatInterval, OIDC: s.opts.OIDC, Now: s.opts.Now})
 }
 
 // dashboardRoutes returns the dashboard's pages as routes: each keeps its rule, and is

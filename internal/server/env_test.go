@@ -66,6 +66,13 @@ func onEveryBackend(t *testing.T, f func(t *testing.T, newEnv envMaker)) {
 // newEnvOn builds an env on the store named by dsn.
 func newEnvOn(t testing.TB, dsn string, tune ...func(*server.Options)) *env {
 	t.Helper()
+	return newEnvAt(t, dsn, nil, tune...)
+}
+
+// newEnvAt builds an env on the store named by dsn; tuneURL, when given, sets options that need
+// the server's own URL (an OIDC redirect URL), known because the listener opens first.
+func newEnvAt(t testing.TB, dsn string, tuneURL func(serverURL string, o *server.Options), tune ...func(*server.Options)) *env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := open.Open(ctx, dsn)
 	if err != nil {
@@ -81,11 +88,17 @@ func newEnvOn(t testing.TB, dsn string, tune ...func(*server.Options)) *env {
 	for _, f := range tune {
 		f(&opts)
 	}
+	e.ts = httptest.NewUnstartedServer(nil)
+	if tuneURL != nil {
+		tuneURL("http://"+e.ts.Listener.Addr().String(), &opts)
+	}
 	e.srv, err = server.New(opts)
 	if err != nil {
+		e.ts.Close()
 		t.Fatalf("server.New: %v", err)
 	}
-	e.ts = httptest.NewServer(e.srv.Handler())
+	e.ts.Config.Handler = e.srv.Handler()
+	e.ts.Start()
 	t.Cleanup(func() {
 		e.srv.StopStreams()
 		e.ts.Close()

@@ -9,6 +9,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/auth"
+	"flotilla.dev/flotilla/internal/dashboard"
 )
 
 func TestRouteWithoutRuleCannotBeServed(t *testing.T) {
@@ -43,6 +44,12 @@ func TestRouteWithoutRuleCannotBeServed(t *testing.T) {
 func TestEveryRouteHasACompleteRule(t *testing.T) {
 	s := &Server{}
 	s.opts.setDefaults()
+	// With single sign-on on, so that its routes are checked too.
+	s.opts.OIDC = &dashboard.OIDCOptions{Issuer: "https://login.example.com", ClientID: "flotilla", RedirectURL: "https://flotilla.example.com/ui/oidc/callback"}
+	var err error
+	if s.dash, err = s.newDashboard(); err != nil {
+		t.Fatal(err)
+	}
 	for _, rt := range s.routeTable() {
 		if err := rt.Rule.Check(); err != nil {
 			t.Errorf("%s: %v", rt.Pattern(), err)

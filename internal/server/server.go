@@ -67,6 +67,9 @@ type Options struct {
 	// SessionKey signs dashboard session cookies (at least 32 bytes); nil uses a random key, so
 	// sessions end with the process and are not shared between replicas.
 	SessionKey []byte
+	// OIDC, when set, lets people sign in to the dashboard with an OpenID Connect provider; the
+	// API still takes only bearer tokens.
+	OIDC *dashboard.OIDCOptions
 }
 
 func (o *Options) setDefaults() {

@@ -15,6 +15,7 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/notify"
+	"flotilla.dev/flotilla/internal/rollout"
 	"flotilla.dev/flotilla/internal/rollout/runner"
 )
 
@@ -209,4 +210,39 @@ func TestNotificationsAndMetricsFollowTransitions(t *testing.T) {
 	}
 	t.Logf("r2: %q", messages(ok))
 	t.Logf("r3: %q", m)
+}
+
+// TestPeoplesActionsAreNotified pauses, resumes and aborts a rollout that waits for approval
+// through Act, as a replica that does not lead would, and checks that the leader tells people
+// each change once it reads it back, and counts the abort.
+func TestPeoplesActionsAreNotified(t *testing.T) {
+	f := newFleet(t, threeClusters)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.agents(ctx, 20*time.Millisecond)
+	spec := waves()
+	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
+	f.strategy("gated", spec)
+	n, got := notified(t, f)
+	reg := prometheus.NewRegistry()
+	_, stop := f.run("a", func(o *runner.Options) { o.Notifier, o.Registry = n, reg })
+	defer stop()
+	f.rollout("r2", "r2", "gated")
+	waitNotified(t, got, "r2", "waiting for approval")
+	if v := counter(t, reg, "flotilla_rollouts_active", string(v1.RolloutWaitingApproval)); v != 1 {
+		t.Errorf("flotilla_rollouts_active{WaitingApproval} = %v; want 1", v)
+	}
+	if _, err := runner.Act(ctx, f.st, "r2", rollout.Pause{}, admin, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	waitNotified(t, got, "r2", "rollout is now Paused")
+	if _, err := runner.Act(ctx, f.st, "r2", rollout.Abort{}, admin, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	rs := waitNotified(t, got, "r2", "rollout is now Aborted")
+	checkStoredFirst(t, rs)
+	if v := counter(t, reg, "flotilla_rollout_outcomes_total", "aborted"); v != 1 {
+		t.Errorf("flotilla_rollout_outcomes_total{aborted} = %v; want 1", v)
+	}
+	t.Logf("r2: %q", messages(rs))
 }

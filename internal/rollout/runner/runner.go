@@ -1082,7 +1082,11 @@ func (l *leader) write(ctx context.Context, e *entry, next *Record, audit *Audit
 		l.r.m.ended(prev, next)
 	}
 	if next.RestoredAt != nil && (prev == nil || prev.RestoredAt == nil) {
-		l.notify(e, "restored: every touched cluster is healthy on its previous release, "+restoreDelay(next)+" after the failure", l.o.Now())
+		msg := "restored: every touched cluster is healthy on its previous release"
+		if d := restoreDelay(next); d != "" {
+			msg += ", " + d + " after the failure"
+		}
+		l.notify(e, msg, l.o.Now())
 	}
 	if next.Done() {
 		l.drop(e)

@@ -148,11 +148,14 @@ func TestGivesUpAfterAttempts(t *testing.T) {
 
 func TestClientErrorIsNotRetried(t *testing.T) {
 	h := newHook(t, http.StatusBadRequest)
-	n, results := start(t, notify.Options{URLs: []string{h.srv.URL}})
+	n, results := start(t, notify.Options{URLs: []string{h.srv.URL + "/services/T0KEN"}})
 	n.Notify(sample)
 	r := wait(t, results)
 	if r.Err == nil || r.Attempts != 1 {
 		t.Fatalf("result %+v; want failed at the first attempt", r)
+	}
+	if strings.Contains(r.Err.Error(), "T0KEN") || !strings.Contains(r.Err.Error(), "400") {
+		t.Errorf("error %q; want the status, and the hook named without its path", r.Err)
 	}
 	time.Sleep(50 * time.Millisecond) // a retry would come after 10ms
 	if h.received() != 1 {
@@ -223,5 +226,20 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		if _, err := notify.New(o); err == nil {
 			t.Errorf("%s: New succeeded; want an error", name)
 		}
+	}
+}
+
+func TestUnreachableHookIsRetriedAndNotNamedInFull(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/services/T0KEN"
+	srv.Close() // nothing listens there now
+	n, results := start(t, notify.Options{URLs: []string{url}, Attempts: 2})
+	n.Notify(sample)
+	r := wait(t, results)
+	if r.Err == nil || r.Attempts != 2 {
+		t.Fatalf("result %+v; want failed after 2 attempts", r)
+	}
+	if strings.Contains(r.Err.Error(), "T0KEN") {
+		t.Errorf("error %q names the hook's path; want scheme and host only", r.Err)
 	}
 }

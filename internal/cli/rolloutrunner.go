@@ -2,11 +2,16 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/internal/analysis"
+	"flotilla.dev/flotilla/internal/notify"
 	"flotilla.dev/flotilla/internal/rollout/runner"
 	"flotilla.dev/flotilla/internal/store"
 )
@@ -15,7 +20,13 @@ import (
 // runner leadership and, while it holds it, carries out every rollout, with analyses by
 // internal/analysis and traffic by internal/traffic. The returned function stops it (giving the
 // leadership up) and waits for it.
-func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger, tm runner.Traffic, leaseTTL time.Duration) (stop func(), err error) {
+// Its metrics go to reg; notifications, when nt is not nil, to nt.
+func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger, tm runner.Traffic, leaseTTL time.Duration,
+	reg prometheus.Registerer, nt *notify.Notifier) (stop func(), err error) {
+	var notifier runner.Notifier
+	if nt != nil {
+		notifier = nt // a nil *Notifier in the interface would not be nil
+	}
 	an := analysis.New(analysis.Options{Store: st})
 	r, err := runner.New(runner.Options{
 		Store:  st,
@@ -26,6 +37,8 @@ func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger
 		}),
 		Traffic:  tm,
 		LeaseTTL: leaseTTL,
+		Registry: reg,
+		Notifier: notifier,
 	})
 	if err != nil {
 		return nil, err
@@ -39,4 +52,30 @@ func startRolloutRunner(ctx context.Context, st store.Store, logger *slog.Logger
 		}
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// startNotifier starts the sender of rollout notifications under loops, registering its counter
+// with reg; with no hook configured it returns nil. Failed deliveries are logged here, naming the
+// hook without its path (which often holds a token); the signing key is never logged.
+func startNotifier(ctx context.Context, loops *sync.WaitGroup, opts notify.Options, reg prometheus.Registerer, logger *slog.Logger) (*notify.Notifier, error) {
+	if len(opts.URLs) == 0 {
+		return nil, nil
+	}
+	log := logger.With("component", "notify")
+	opts.Report = func(r notify.Result) {
+		if r.Err != nil {
+			log.Warn("rollout notification not delivered", "rollout", r.Notification.Rollout, "hook", r.Hook,
+				"attempts", r.Attempts, "err", r.Err)
+		}
+	}
+	nt, err := notify.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(nt); err != nil {
+		return nil, fmt.Errorf("notify: metrics: %w", err)
+	}
+	loops.Go(func() { nt.Run(ctx) })
+	log.Info("rollout notifications on", "hooks", len(opts.URLs), "format", opts.Format, "signed", len(opts.Key) > 0)
+	return nt, nil
 }

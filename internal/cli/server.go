@@ -17,12 +17,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"flotilla.dev/flotilla/internal/auth"
 	"flotilla.dev/flotilla/internal/dashboard"
+	"flotilla.dev/flotilla/internal/notify"
 	"flotilla.dev/flotilla/internal/server"
 	"flotilla.dev/flotilla/internal/store/open"
 	"flotilla.dev/flotilla/internal/version"
@@ -35,7 +38,10 @@ const EnvServerConfig = "FLOTILLA_SERVER_CONFIG"
 // key. The value is taken from the first of flag, environment, file and default that is set.
 type serverSetting struct {
 	flag, env, key, def, usage string
-	value                      string
+	// list settings take several values: the flag repeated or
+	// comma-separated, a comma-separated variable, a YAML list or string.
+	list  bool
+	value string
 }
 
 func serverSettings() []*serverSetting {
@@ -63,6 +69,9 @@ func serverSettings() []*serverSetting {
 		{flag: "oidc-roles-claim", env: "FLOTILLA_OIDC_ROLES_CLAIM", key: "oidcRolesClaim", def: "groups", usage: "ID token claim (a string or a list) whose values --oidc-role-map maps to roles"},
 		{flag: "oidc-role-map", env: "FLOTILLA_OIDC_ROLE_MAP", key: "oidcRoleMap", usage: "claim values to roles, e.g. platform-admins=admin,developers=deployer,*=viewer; the highest matching role wins, \"*\" is the optional default, and a person matching nothing is refused"},
 		{flag: "traffic-kubeconfig-dir", env: "FLOTILLA_TRAFFIC_KUBECONFIG_DIR", key: "trafficKubeconfigDir", usage: "directory of kubeconfig files named after clusters (DIR/CLUSTER), to reach the HTTPRoutes of gatewayAPI traffic routers"},
+		{flag: "notify-webhook", env: "FLOTILLA_NOTIFY_WEBHOOK", key: "notifyWebhook", list: true, usage: "URL to POST rollout notifications to (repeatable or comma-separated)"},
+		{flag: "notify-webhook-secret-file", env: "FLOTILLA_NOTIFY_WEBHOOK_SECRET_FILE", key: "notifyWebhookSecretFile", usage: "file holding the HMAC-SHA256 key that signs notifications (X-Flotilla-Signature, as for webhook traffic routers); unsigned when unset"},
+		{flag: "notify-format", env: "FLOTILLA_NOTIFY_FORMAT", key: "notifyFormat", def: "json", usage: "body of notifications: json, or slack ({\"text\": ...}, for Slack and Mattermost incoming webhooks)"},
 	}
 }
 
@@ -101,6 +110,13 @@ func resolveSettings(flags *pflag.FlagSet, settings []*serverSetting, configPath
 			s.value = os.Getenv(s.env)
 		case file[s.key] != nil:
 			s.value = fmt.Sprint(file[s.key])
+			if l, ok := file[s.key].([]any); ok && s.list {
+				parts := make([]string, len(l))
+				for i, x := range l {
+					parts[i] = fmt.Sprint(x)
+				}
+				s.value = strings.Join(parts, ",")
+			}
 		default:
 			s.value = s.def
 		}
@@ -132,6 +148,9 @@ type serverConfig struct {
 	TrafficKubeconfigDir string
 	// OIDC configures single sign-on to the dashboard; nil when it is off.
 	OIDC *dashboard.OIDCOptions
+	// Notify configures rollout notifications; nil URLs sends none. Its Key is a secret: never
+	// logged.
+	Notify notify.Options
 }
 
 func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConfig, error) {
@@ -201,6 +220,29 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 		}
 		c.SessionKey = bytes.TrimSpace(key)
 	}
+	for _, u := range strings.Split(v["notify-webhook"], ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.Notify.URLs = append(c.Notify.URLs, u)
+		}
+	}
+	if f := v["notify-webhook-secret-file"]; f != "" {
+		key, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("notify webhook secret file: %w", err)
+		}
+		if c.Notify.Key = bytes.TrimSpace(key); len(c.Notify.Key) == 0 {
+			return nil, fmt.Errorf("notify webhook secret file %s: is empty", f)
+		}
+	}
+	c.Notify.Format = notify.Format(v["notify-format"])
+	if len(c.Notify.URLs) > 0 {
+		// New checks the URLs and format; the notifier itself is made when the server starts.
+		if _, err := notify.New(c.Notify); err != nil {
+			return nil, err
+		}
+	} else if c.Notify.Format != notify.FormatJSON && c.Notify.Format != notify.FormatSlack {
+		return nil, fmt.Errorf("notify format %q: want json or slack", c.Notify.Format)
+	}
 	if c.OIDC, err = parseOIDCSettings(v); err != nil {
 		return nil, err
 	}
@@ -254,6 +296,28 @@ func parseOIDCSettings(v map[string]string) (*dashboard.OIDCOptions, error) {
 	return o, nil
 }
 
+// listValue is a pflag value that collects a list setting: each use of the flag adds its
+// comma-separated values.
+type listValue struct{ vals []string }
+
+func (l *listValue) Set(s string) error {
+	l.vals = append(l.vals, strings.Split(s, ",")...)
+	return nil
+}
+func (l *listValue) String() string { return strings.Join(l.vals, ",") }
+func (l *listValue) Type() string   { return "strings" }
+
+// addServerFlags defines a flag for every setting.
+func addServerFlags(f *pflag.FlagSet, settings []*serverSetting) {
+	for _, st := range settings {
+		if st.list {
+			f.Var(&listValue{}, st.flag, st.usage+" (env "+st.env+")")
+			continue
+		}
+		f.String(st.flag, st.def, st.usage+" (env "+st.env+")")
+	}
+}
+
 func newServerCmd(s Streams) *cobra.Command {
 	settings := serverSettings()
 	var configPath string
@@ -266,7 +330,8 @@ Settings come from flags, then FLOTILLA_* environment variables, then the YAML f
 --config (or ` + EnvServerConfig + `), then defaults. File keys: listen, dataDir, db, adminTokenFile,
 logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, leaderLeaseTTL,
 agentLeaseTTL, disconnectAfter, allowLocalSources, secretsDir, trafficKubeconfigDir, sessionKeyFile,
-oidcIssuer, oidcClientID, oidcClientSecretFile, oidcRedirectURL, oidcRolesClaim, oidcRoleMap.
+oidcIssuer, oidcClientID, oidcClientSecretFile, oidcRedirectURL, oidcRolesClaim, oidcRoleMap,
+notifyWebhook (a list), notifyWebhookSecretFile, notifyFormat.
 
 Single sign-on: with --oidc-issuer, people sign in to the dashboard (/ui/) with an OpenID Connect
 provider (authorization code flow with PKCE) besides API tokens. Register Flotilla at the provider
@@ -330,13 +395,20 @@ once to standard error (and to --admin-token-file when given).`,
 					cfg.Logger.Error("source and release controller stopped", "err", err)
 				}
 			})
+			// One registry for the server's and the rollout runner's metrics, served on /metrics.
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			nt, err := startNotifier(ctx, &loops, cfg.Notify, reg, cfg.Logger)
+			if err != nil {
+				return err
+			}
 			tm := newTrafficManager(st, cfg.SecretsDir, cfg.TrafficKubeconfigDir, cfg.Logger)
-			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, tm, cfg.LeaderLeaseTTL)
+			stopRunner, err := startRolloutRunner(ctx, st, cfg.Logger, tm, cfg.LeaderLeaseTTL, reg, nt)
 			if err != nil {
 				return err
 			}
 			defer stopRunner()
-			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
+			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, Registry: reg, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey,
 				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter, OIDC: cfg.OIDC})
 			if err != nil {
@@ -354,9 +426,7 @@ once to standard error (and to --admin-token-file when given).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "YAML file with server settings (env "+EnvServerConfig+")")
-	for _, st := range settings {
-		f.String(st.flag, st.def, st.usage+" (env "+st.env+")")
-	}
+	addServerFlags(f, settings)
 	f.Lookup("allow-local-sources").NoOptDefVal = "true"
 	return cmd
 }

@@ -63,6 +63,10 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"oidc-redirect-url":       "",
 		"oidc-roles-claim":        "groups",
 		"oidc-role-map":           "",
+		// defaults of the notification settings
+		"notify-webhook":             "",
+		"notify-webhook-secret-file": "",
+		"notify-format":              "json",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)
@@ -105,6 +109,87 @@ func TestServerSettingsRejectUnknownKeysAndBadValues(t *testing.T) {
 		}
 		if _, err := parseServerConfig(settings, os.Stderr); err == nil || !contains(err.Error(), bad.want) {
 			t.Errorf("--%s %s: %v, want an error naming it", bad.flag, bad.value, err)
+		}
+	}
+}
+
+func TestServerNotifySettings(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "notify-key")
+	if err := os.WriteFile(keyFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range serverSettings() {
+		t.Setenv(s.env, "")
+	}
+	parse := func(t *testing.T, file string, args ...string) (*serverConfig, error) {
+		t.Helper()
+		settings := serverSettings()
+		fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+		addServerFlags(fs, settings)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := resolveSettings(fs, settings, file); err != nil {
+			t.Fatal(err)
+		}
+		return parseServerConfig(settings, os.Stderr)
+	}
+	t.Run("flags repeated and comma-separated", func(t *testing.T) {
+		cfg, err := parse(t, "", "--notify-webhook", "https://a.example/hook", "--notify-webhook", "https://b.example/x,https://c.example/y",
+			"--notify-webhook-secret-file", keyFile, "--notify-format", "slack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"https://a.example/hook", "https://b.example/x", "https://c.example/y"}
+		if diff := cmp.Diff(want, cfg.Notify.URLs); diff != "" {
+			t.Errorf("URLs (-want +got):\n%s", diff)
+		}
+		if string(cfg.Notify.Key) != "s3cret" || cfg.Notify.Format != "slack" {
+			t.Errorf("key %q format %q; want the file's key, trimmed, and slack", cfg.Notify.Key, cfg.Notify.Format)
+		}
+	})
+	t.Run("file list and environment", func(t *testing.T) {
+		file := filepath.Join(dir, "server.yaml")
+		if err := os.WriteFile(file, []byte("notifyWebhook:\n- https://a.example/1\n- https://b.example/2\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parse(t, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"https://a.example/1", "https://b.example/2"}; !cmp.Equal(want, cfg.Notify.URLs) {
+			t.Errorf("URLs from the file %v; want %v", cfg.Notify.URLs, want)
+		}
+		if cfg.Notify.Format != "json" || cfg.Notify.Key != nil {
+			t.Errorf("format %q key %q; want json and no key by default", cfg.Notify.Format, cfg.Notify.Key)
+		}
+		t.Setenv("FLOTILLA_NOTIFY_WEBHOOK", "https://env.example/a,https://env.example/b")
+		cfg, err = parse(t, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"https://env.example/a", "https://env.example/b"}; !cmp.Equal(want, cfg.Notify.URLs) {
+			t.Errorf("URLs from the environment %v; want %v", cfg.Notify.URLs, want)
+		}
+	})
+	t.Run("no hook", func(t *testing.T) {
+		cfg, err := parse(t, "")
+		if err != nil || len(cfg.Notify.URLs) != 0 {
+			t.Errorf("config %+v, %v; want no hooks", cfg, err)
+		}
+	})
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--notify-webhook", "ftp://x"}, `"ftp://x" is not an http or https URL`},
+		{[]string{"--notify-webhook", "https://x", "--notify-format", "xml"}, `format "xml"`},
+		{[]string{"--notify-format", "xml"}, `notify format "xml"`},
+		{[]string{"--notify-webhook", "https://x", "--notify-webhook-secret-file", filepath.Join(dir, "missing")}, "notify webhook secret file"},
+	} {
+		if _, err := parse(t, "", bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: %v; want an error containing %q", bad.args, err, bad.want)
 		}
 	}
 }

@@ -32,6 +32,13 @@
 // analysis the record says is open again, and sets the traffic weights the
 // record holds (SetWeights is absolute, so repeating it is harmless).
 //
+// Notifications (Options.Notifier) are handed over after the transition
+// that made them is stored, never before: the engine's Notify actions,
+// approval requests, restorations, and phase changes that people's
+// actions (Act, on any replica) made, once the leader reads them back. A
+// takeover does not repeat them; they are a courtesy, the audit trail is
+// the record. Metrics (Options.Registry) move only while the runner leads.
+//
 // The leader's loop is single-threaded: it feeds every rollout what
 // changed, steps the engine, and writes the resulting transitions in
 // batches (up to CommitParallelism at once, so PostgreSQL commits them

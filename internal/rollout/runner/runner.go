@@ -17,7 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	v1 "flotilla.dev/flotilla/api/v1"
+	"flotilla.dev/flotilla/internal/notify"
 	"flotilla.dev/flotilla/internal/rollout"
 	"flotilla.dev/flotilla/internal/store"
 )
@@ -58,6 +61,19 @@ type Options struct {
 	// CommitParallelism is how many rollouts' transitions are written at
 	// once. Default 8.
 	CommitParallelism int
+	// Notifier receives, after its transition is stored, every message the
+	// engine has for people (Notify actions), approval requests and
+	// restorations; nil sends none.
+	Notifier Notifier
+	// Registry receives the runner's metrics (flotilla_rollout*,
+	// flotilla_analysis_runs_total); nil registers them nowhere.
+	Registry prometheus.Registerer
+}
+
+// Notifier hands notifications on for delivery; Notify must not block
+// (the leader's loop calls it) and returns false when it dropped n.
+type Notifier interface {
+	Notify(n notify.Notification) bool
 }
 
 func (o *Options) setDefaults() {
@@ -98,6 +114,7 @@ func (o *Options) setDefaults() {
 type Runner struct {
 	opts    Options
 	c       *committer
+	m       *metrics
 	leading atomic.Bool
 	// transitions counts committed transitions; stepNanos and commitNanos
 	// add up the time spent stepping the engine and writing (measurements).
@@ -127,7 +144,11 @@ func New(opts Options) (*Runner, error) {
 		return nil, errors.New("rollout runner: no store given")
 	}
 	opts.setDefaults()
-	return &Runner{opts: opts, c: newCommitter(opts.Store)}, nil
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("rollout runner: metrics: %w", err)
+	}
+	return &Runner{opts: opts, c: newCommitter(opts.Store), m: m}, nil
 }
 
 // Leading reports whether this runner holds the leadership now.
@@ -175,6 +196,8 @@ func (r *Runner) lead(ctx context.Context, l *store.Leadership) error {
 	defer cancel()
 	r.leading.Store(true)
 	defer r.leading.Store(false)
+	// A replica that does not lead tracks nothing: its gauge says so.
+	defer r.m.active.Reset()
 	var lost atomic.Value // error
 	renewed := make(chan struct{})
 	go func() {
@@ -266,6 +289,8 @@ type analysisDone struct {
 	rollout string
 	id      string
 	run     v1.AnalysisRun
+	// errored says the analysis could not run (no template, no analyzer).
+	errored bool
 }
 
 // entry is one rollout the leader tracks.
@@ -353,6 +378,17 @@ func (l *leader) track(rr store.RolloutRecord) error {
 		e = &entry{name: rr.Object.Name}
 		l.entries[e.name] = e
 	}
+	// A person's action (pause, resume, approve, abort) is a transition
+	// written by whichever replica served it; the leader hears of it here,
+	// stored, and tells people what it changed.
+	if old := e.rec; old != nil && rec != nil && old.Engine.Phase != rec.Engine.Phase {
+		msg := "rollout is now " + string(rec.Engine.Phase)
+		if rec.Engine.Message != "" {
+			msg += ": " + rec.Engine.Message
+		}
+		l.r.m.ended(old, rec)
+		l.notifyRecord(rr.Object.Name, rec, msg, l.o.Now())
+	}
 	e.obj, e.spec, e.rec = rr.Object, spec, rec
 	e.fed, e.deferredFed = map[string]obs{}, false
 	if rec != nil && rec.Done() {
@@ -422,6 +458,9 @@ func (l *leader) wait(ctx context.Context) {
 
 // received files an analysis's progress or result with its rollout.
 func (l *leader) received(d analysisDone, final bool) {
+	if final {
+		l.r.m.analysisEnded(d.run.Phase, d.errored)
+	}
 	e := l.entries[d.rollout]
 	if e == nil {
 		return
@@ -510,6 +549,7 @@ func (l *leader) cycle(ctx context.Context) {
 		l.effects(ctx, e)
 	}
 	flush()
+	l.r.m.setActive(l.entries)
 }
 
 // commitBatch bounds the transitions written between two looks at the
@@ -777,6 +817,7 @@ type job struct {
 	audit *Audit
 	res   *store.TransitionResult
 	err   error
+	took  time.Duration
 }
 
 // commitAll commits the transitions of es, writing up to
@@ -855,7 +896,8 @@ func (l *leader) writeJob(ctx context.Context, j *job) {
 	fence.Now = j.now
 	t1 := time.Now()
 	j.res, j.err = l.r.c.commit(ctx, j.e.obj, j.next, j.acts, j.audit, Actor, &fence)
-	l.r.commitNanos.Add(int64(time.Since(t1)))
+	j.took = time.Since(t1)
+	l.r.commitNanos.Add(int64(j.took))
 }
 
 // finish applies a written transition to the leader's view of its
@@ -881,6 +923,8 @@ func (l *leader) finish(ctx context.Context, j *job) {
 		return
 	}
 	l.r.transitions.Add(1)
+	l.r.m.committed(j.took)
+	l.r.m.ended(e.rec, j.next)
 	e.failures, e.retryAt = 0, time.Time{}
 	e.obj, e.rec = j.res.Rollout, j.next
 	// Events that arrived while the transition was written stay pending.
@@ -895,8 +939,13 @@ func (l *leader) finish(ctx context.Context, j *job) {
 		if t, ok := a.(rollout.SetTimer); ok {
 			e.timers = append(e.timers, t.At)
 		}
-		if n, ok := a.(rollout.Notify); ok {
-			l.o.Logger.Info("rollout", "rollout", e.name, "message", n.Message)
+		// Only now, with the transition stored, do people hear of it.
+		switch a := a.(type) {
+		case rollout.Notify:
+			l.o.Logger.Info("rollout", "rollout", e.name, "message", a.Message)
+			l.notify(e, a.Message, now)
+		case rollout.RequestApproval:
+			l.notify(e, fmt.Sprintf("waiting for approval of %s by %s", a.Gate, strings.Join(a.Roles, ", ")), now)
 		}
 	}
 	if j.next.Done() {
@@ -1008,25 +1057,61 @@ func (e *entry) hasPendingResult(id string) bool {
 	return false
 }
 
-// write commits a record change that feeds the engine nothing.
-func (l *leader) write(ctx context.Context, e *entry, next *Record, audit *Audit) {
+// write commits a record change that feeds the engine nothing; it
+// reports whether it was stored.
+func (l *leader) write(ctx context.Context, e *entry, next *Record, audit *Audit) bool {
 	fence := l.fence
 	fence.Now = l.o.Now()
 	t1 := time.Now()
 	res, err := l.r.c.commit(ctx, e.obj, next, nil, audit, Actor, &fence)
-	l.r.commitNanos.Add(int64(time.Since(t1)))
+	took := time.Since(t1)
+	l.r.commitNanos.Add(int64(took))
 	if errors.Is(err, store.ErrConflict) {
 		l.reloadOne(ctx, e)
-		return
+		return false
 	}
 	if err != nil {
 		l.o.Logger.Warn("rollout runner: write", "rollout", e.name, "err", err)
-		return
+		return false
 	}
 	l.r.transitions.Add(1)
+	l.r.m.committed(took)
+	prev := e.rec
 	e.obj, e.rec = res.Rollout, next
+	if prev != next {
+		l.r.m.ended(prev, next)
+	}
+	if next.RestoredAt != nil && (prev == nil || prev.RestoredAt == nil) {
+		msg := "restored: every touched cluster is healthy on its previous release"
+		if d := restoreDelay(next); d != "" {
+			msg += ", " + d + " after the failure"
+		}
+		l.notify(e, msg, l.o.Now())
+	}
 	if next.Done() {
 		l.drop(e)
+	}
+	return true
+}
+
+// notify hands a message about e, whose transition is stored, to the
+// notifier.
+func (l *leader) notify(e *entry, msg string, now time.Time) {
+	l.notifyRecord(e.name, e.rec, msg, now)
+}
+
+// notifyRecord hands a message about the rollout name, stored as rec, to
+// the notifier; a full queue drops it, which is logged here (and counted
+// by the notifier) because the notifier does not log.
+func (l *leader) notifyRecord(name string, rec *Record, msg string, now time.Time) {
+	if l.o.Notifier == nil || rec == nil {
+		return
+	}
+	s := &rec.Engine
+	n := notify.Notification{Rollout: name, Service: s.Service, Release: s.Release, Phase: string(s.Phase),
+		Message: msg, Time: now.UTC(), DashboardPath: notify.DashboardPath(name)}
+	if !l.o.Notifier.Notify(n) {
+		l.o.Logger.Warn("rollout runner: notification dropped: queue full", "rollout", name, "message", msg)
 	}
 }
 
@@ -1124,7 +1209,7 @@ func (l *leader) startAnalysis(ctx context.Context, e *entry, a rollout.StartAna
 			run.FinishedAt = timePtr(l.o.Now())
 		}
 		select {
-		case l.results <- analysisDone{rollout: name, id: a.ID, run: run}:
+		case l.results <- analysisDone{rollout: name, id: a.ID, run: run, errored: fail != ""}:
 		case <-actx.Done():
 		}
 	}()
@@ -1253,7 +1338,10 @@ func (l *leader) start(ctx context.Context, e *entry, service string) {
 		s.Phase, s.Message, s.FinishedAt = v1.RolloutFailed, err.Error(), l.o.Now()
 		e.rec = &Record{Engine: s, Finalized: true}
 		l.o.Logger.Warn("rollout runner: plan", "rollout", e.name, "err", err)
-		l.write(ctx, e, e.rec, &Audit{By: Actor.Kind + ":" + Actor.Name, Events: []string{"start"}, Errors: []string{err.Error()}})
+		if l.write(ctx, e, e.rec, &Audit{By: Actor.Kind + ":" + Actor.Name, Events: []string{"start"}, Errors: []string{err.Error()}}) {
+			l.r.m.ended(nil, e.rec)
+			l.notifyRecord(e.name, e.rec, "rollout failed to start: "+err.Error(), l.o.Now())
+		}
 		return
 	}
 	if err := setActive(ctx, l.o.Store, service, e.name); err != nil {

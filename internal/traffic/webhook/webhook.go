@@ -24,25 +24,23 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"flotilla.dev/flotilla/internal/signature"
 )
 
 // Header names of the signature.
 const (
-	HeaderTimestamp = "X-Flotilla-Timestamp"
-	HeaderSignature = "X-Flotilla-Signature"
+	HeaderTimestamp = signature.HeaderTimestamp
+	HeaderSignature = signature.HeaderSignature
 )
 
 // MaxWeight is the scale of the weights sent: percent.
@@ -173,11 +171,9 @@ func (h *Hook) post(ctx context.Context, body Request) (*Answer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", h.opts.URL, err)
 	}
-	ts := strconv.FormatInt(h.opts.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "flotilla-traffic")
-	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(h.opts.Key, ts, data))
+	signature.SetHeaders(req.Header, h.opts.Key, h.opts.Now(), data)
 	resp, err := h.opts.HTTPClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", h.opts.URL, err)
@@ -215,43 +211,21 @@ func snippet(b []byte) string {
 	return s
 }
 
-// Sign returns the X-Flotilla-Signature value of a body sent at timestamp.
+// Sign returns the X-Flotilla-Signature value of a body sent at timestamp
+// (the scheme of internal/signature, shared with notifications).
 func Sign(key []byte, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(timestamp))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return signature.Sign(key, timestamp, body)
 }
 
 // Errors of Verify.
 var (
-	ErrBadSignature = errors.New("signature does not match")
-	ErrStale        = errors.New("timestamp too far from now")
+	ErrBadSignature = signature.ErrBadSignature
+	ErrStale        = signature.ErrStale
 )
 
 // Verify checks a request's signature and that its timestamp is within
 // maxSkew of now, and returns its body (at most MaxRequestBody bytes).
 // Hooks written in Go call it first.
 func Verify(r *http.Request, key []byte, now time.Time, maxSkew time.Duration) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if len(body) > MaxRequestBody {
-		return nil, fmt.Errorf("body larger than %d bytes", MaxRequestBody)
-	}
-	ts := r.Header.Get(HeaderTimestamp)
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", HeaderTimestamp, ts, ErrStale)
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > maxSkew || d < -maxSkew {
-		return nil, fmt.Errorf("%s %s is %s from now: %w", HeaderTimestamp, ts, d.Round(time.Second), ErrStale)
-	}
-	want := Sign(key, ts, body)
-	if !hmac.Equal([]byte(want), []byte(r.Header.Get(HeaderSignature))) {
-		return nil, ErrBadSignature
-	}
-	return body, nil
+	return signature.Verify(r, key, now, maxSkew, MaxRequestBody)
 }

@@ -278,9 +278,10 @@ func editConfigMap(t *testing.T, c *testfleet.Cluster, ns, value string) {
 
 // startServerIn starts `flotilla server` on the SQLite data in dir, listening on listen, so that a
 // test can stop it and start it again on the same data and address.
-func startServerIn(t *testing.T, dir, listen string) *server {
+func startServerIn(t *testing.T, dir, listen string, extraArgs ...string) *server {
 	t.Helper()
-	return &server{testproc.StartServer(t, flotillaBinary(t), "--listen", listen, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin.token"))}
+	args := append([]string{"--listen", listen, "--data-dir", dir, "--admin-token-file", filepath.Join(dir, "admin.token")}, extraArgs...)
+	return &server{testproc.StartServer(t, flotillaBinary(t), args...)}
 }
 
 var agentSeq int

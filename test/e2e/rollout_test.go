@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -16,6 +19,8 @@ import (
 
 	v1 "flotilla.dev/flotilla/api/v1"
 	"flotilla.dev/flotilla/client"
+	"flotilla.dev/flotilla/internal/notify"
+	"flotilla.dev/flotilla/internal/signature"
 	"flotilla.dev/flotilla/internal/testfleet"
 	"flotilla.dev/flotilla/internal/testhaproxy"
 	"flotilla.dev/flotilla/internal/testprom"
@@ -38,9 +43,49 @@ type rolloutFixture struct {
 	states   map[string]string // cluster -> agent state dir
 	agents   map[string]*process
 	seen     *seenReleases
+	// notes receives the server's rollout notifications (--notify-webhook), signed with notifyKey.
+	notes      *notificationSink
+	serverArgs []string
 
 	mu  sync.Mutex
 	bad map[string]bool // releases that raise the error rate
+}
+
+// notificationSink is a web hook that keeps the rollout notifications it receives with a valid
+// signature, and counts the others.
+type notificationSink struct {
+	key      []byte
+	mu       sync.Mutex
+	notes    []notify.Notification
+	rejected int
+}
+
+func (n *notificationSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := signature.Verify(r, n.key, time.Now(), time.Minute, 1<<20)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var note notify.Notification
+	if err == nil {
+		err = json.Unmarshal(body, &note)
+	}
+	if err != nil {
+		n.rejected++
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	n.notes = append(n.notes, note)
+}
+
+// phases lists the phases of the notifications received for rollout, in order.
+func (n *notificationSink) phases(rollout string) (phases []string, rejected int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, note := range n.notes {
+		if note.Rollout == rollout {
+			phases = append(phases, note.Phase)
+		}
+	}
+	return phases, n.rejected
 }
 
 // seenReleases records every release each cluster's ConfigMap web-config was seen saying.
@@ -71,7 +116,15 @@ func newRolloutFixture(t *testing.T) *rolloutFixture {
 	x := &rolloutFixture{t: t, f: f, ns: f.Namespace(t), dataDir: t.TempDir(), prom: prom, clusters: f.Clusters[:3],
 		tokens: map[string]string{}, states: map[string]string{}, agents: map[string]*process{},
 		seen: &seenReleases{seen: map[string][]string{}, now: map[string]string{}, since: map[string]time.Time{}}, bad: map[string]bool{}}
-	x.s = startServerIn(t, x.dataDir, "127.0.0.1:0")
+	x.notes = &notificationSink{key: []byte("notify-key")}
+	hook := httptest.NewServer(x.notes)
+	t.Cleanup(hook.Close)
+	keyFile := filepath.Join(t.TempDir(), "notify-key")
+	if err := os.WriteFile(keyFile, x.notes.key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x.serverArgs = []string{"--notify-webhook", hook.URL, "--notify-webhook-secret-file", keyFile}
+	x.s = startServerIn(t, x.dataDir, "127.0.0.1:0", x.serverArgs...)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
@@ -427,6 +480,14 @@ func TestRolloutBadReleaseRollsBackAutomatically(t *testing.T) {
 	if f := rel.(*v1.Release).Status.Failed; f == nil || f.Rollout != "web-r2" {
 		t.Errorf("release web-r2 failed mark %+v; want set by rollout web-r2", f)
 	}
+	// The web hook heard, signed, that the rollout started and was rolled back.
+	eventually(t, time.Minute, "the rollback is notified", func(context.Context) error {
+		phases, rejected := x.notes.phases("web-r2")
+		if rejected != 0 || !slices.Contains(phases, string(v1.RolloutRolledBack)) {
+			return fmt.Errorf("notified phases %v, %d refused for their signature", phases, rejected)
+		}
+		return nil
+	})
 }
 
 // Given a strategy whose eu wave waits for an approval by a deployer, when the rollout reaches it,
@@ -612,7 +673,7 @@ spec:
 	})
 	addr := strings.TrimPrefix(x.s.URL, "http://")
 	x.s.Proc.Kill(t)
-	x.s = startServerIn(t, x.dataDir, addr)
+	x.s = startServerIn(t, x.dataDir, addr, x.serverArgs...)
 	st := x.waitPhase("web-r2", 4*time.Minute, v1.RolloutSucceeded)
 	if len(st.Analyses) < 1 || st.Analyses[len(st.Analyses)-1].Phase != v1.GatePassed {
 		t.Errorf("analyses after the restart %+v; want the canary's run passed", st.Analyses)

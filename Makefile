@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseServersState$$' -fuzztime $(FUZZTIME) ./internal/traffic/haproxy
 	$(GO) test -run '^$$' -fuzz '^FuzzCompileCondition$$' -fuzztime $(FUZZTIME) ./internal/analysis
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONPath$$' -fuzztime $(FUZZTIME) ./internal/analysis
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRoleMap$$' -fuzztime $(FUZZTIME) ./internal/auth
 
 ## test-demo: the demo's whole story, checked (its own fleet of four clusters; about 5 minutes)
 test-demo: build fleet

@@ -70,6 +70,9 @@ type Options struct {
 	// OIDC, when set, lets people sign in to the dashboard with an OpenID Connect provider; the
 	// API still takes only bearer tokens.
 	OIDC *dashboard.OIDCOptions
+	// OIDCCLITokenTTL is the lifetime of the API tokens `flotilla login --sso` gets for an ID
+	// token. Default 12h.
+	OIDCCLITokenTTL time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -109,6 +112,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 45 * time.Second
+	}
+	if o.OIDCCLITokenTTL <= 0 {
+		o.OIDCCLITokenTTL = 12 * time.Hour
 	}
 	if o.DisconnectAfter <= 0 {
 		o.DisconnectAfter = 90 * time.Second

@@ -23,7 +23,7 @@ func deviceIDToken(t *testing.T, provider, clientID, username string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := &oauth2.Config{ClientID: clientID, Scopes: []string{"openid", "profile", "email"}, Endpoint: oauth2.Endpoint{
-		DeviceAuthURL: provider + "/device_authorization", TokenURL: provider + "/oauth/token"}}
+		DeviceAuthURL: provider + "/device_authorization", TokenURL: provider + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {
 		t.Fatalf("device authorization: %v", err)

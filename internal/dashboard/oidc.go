@@ -20,7 +20,7 @@ import (
 
 // OIDCOptions configure single sign-on with an OpenID Connect provider (authorization code flow
 // with PKCE). People who sign in this way get a dashboard session with the role RoleMap gives
-// their RolesClaim; the API keeps taking only bearer tokens.
+// their RolesClaim; the API takes bearer tokens, which the CLI gets for an ID token (IdentifyCLI).
 type OIDCOptions struct {
 	// Issuer is the provider's issuer URL; its discovery document is read at the first sign-in.
 	Issuer string

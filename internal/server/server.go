@@ -68,7 +68,7 @@ type Options struct {
 	// sessions end with the process and are not shared between replicas.
 	SessionKey []byte
 	// OIDC, when set, lets people sign in to the dashboard with an OpenID Connect provider; the
-	// API still takes only bearer tokens.
+	// API takes bearer tokens, which `flotilla login --sso` gets for an ID token (OIDCCLITokenTTL).
 	OIDC *dashboard.OIDCOptions
 	// OIDCCLITokenTTL is the lifetime of the API tokens `flotilla login --sso` gets for an ID
 	// token. Default 12h.

@@ -17,9 +17,9 @@ import (
 var deviceCodeRE = regexp.MustCompile(`^Open (\S+) and enter (\S+)$`)
 
 // loginSSO runs `flotilla login --sso` and, once it shows the address and code, signs username
-// in and approves at the provider's device page as a person would in a browser. It returns the
-// command's output and exit code.
-func (c *cli) loginSSO(provider, server, username string) result {
+// in and approves (or denies) at the provider's device page as a person would in a browser. It
+// returns the command's output and exit code.
+func (c *cli) loginSSO(provider, server, username string, deny ...bool) result {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -43,7 +43,7 @@ func (c *cli) loginSSO(provider, server, username string) result {
 			if !strings.HasPrefix(m[1], provider+"/device") {
 				c.t.Errorf("verification address %q is not the provider's device page", m[1])
 			}
-			if err := oidctest.ConfirmDevice(ctx, provider, m[2], username, false); err != nil {
+			if err := oidctest.ConfirmDevice(ctx, provider, m[2], username, len(deny) > 0 && deny[0]); err != nil {
 				c.t.Fatal(err)
 			}
 		}
@@ -90,6 +90,9 @@ func TestLoginWithSSO(t *testing.T) {
 	mustContain(t, "victor's whoami", victor.ok("whoami"), "user:oidc:victor@example.com (roles: viewer)")
 	victor.ok("get", "clusters")
 	mustContain(t, "victor creates a token", victor.fails("token", "create", "mine", "--role", "admin"), "may not create tokens")
+	// An administrator ends victor's session by his name.
+	mustContain(t, "revoke victor", alice.ok("token", "delete", "oidc:victor@example.com"), "token oidc:victor@example.com deleted")
+	mustContain(t, "victor after revocation", victor.fails("whoami"), "not known")
 
 	// nora's groups map to no role: refused with the reason, and nothing saved.
 	nora := newCLI(t)
@@ -101,6 +104,14 @@ func TestLoginWithSSO(t *testing.T) {
 	if _, err := os.Stat(nora.configPath()); !os.IsNotExist(err) {
 		t.Errorf("a refused login wrote the config file: %v", err)
 	}
+
+	// Denying at the provider ends the login with the reason.
+	denied := newCLI(t)
+	r = denied.loginSSO(provider, s.URL, oidctest.Alice, true)
+	if r.code == 0 {
+		t.Fatalf("denied login --sso succeeded:\n%s", r.stdout)
+	}
+	mustContain(t, "denied login", r.stderr, "denied at the identity provider")
 
 	// A server without single sign-on says so.
 	plain := startServer(t)

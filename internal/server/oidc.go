@@ -13,6 +13,9 @@ import (
 	"flotilla.dev/flotilla/internal/store"
 )
 
+// maxIDTokenBody bounds the body of the ID token exchange, whatever MaxBodyBytes allows.
+const maxIDTokenBody = 64 << 10
+
 // ssoActor creates the API tokens of single sign-on sessions in the audit trail.
 var ssoActor = store.Actor{Kind: store.ActorSystem, Name: "sso"}
 
@@ -38,6 +41,8 @@ func (s *Server) oidcToken(w http.ResponseWriter, r *http.Request, _ *auth.Princ
 	if mt := mediaType(r); mt != mediaJSON {
 		return unsupportedMediaType(mt, mediaJSON)
 	}
+	// An ID token is a few kilobytes; this public route takes no more than maxIDTokenBody.
+	r.Body = http.MaxBytesReader(w, r.Body, maxIDTokenBody)
 	data, err := s.readBody(w, r)
 	if err != nil {
 		return err

@@ -88,3 +88,27 @@ func (c *Client) WhoAmI(ctx context.Context) (*v1.WhoAmI, error) {
 	}
 	return &out, nil
 }
+
+// OIDCInfo returns the OpenID Connect provider and client the server signs people in with; an
+// *APIError with code 404 means single sign-on is off. It needs no token.
+func (c *Client) OIDCInfo(ctx context.Context) (*v1.OIDCInfo, error) {
+	var out v1.OIDCInfo
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/auth/oidc"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ExchangeIDToken trades an ID token from the server's OpenID Connect provider for a short-lived
+// API token of the person it names. The answer's Secret is the token, shown only this once.
+func (c *Client) ExchangeIDToken(ctx context.Context, idToken string) (*v1.Token, error) {
+	body, err := encode(v1.OIDCTokenRequest{IDToken: idToken})
+	if err != nil {
+		return nil, err
+	}
+	var out v1.Token
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/auth/oidc/token", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -104,6 +104,21 @@ type TokenList struct {
 	Items []Token `json:"items"`
 }
 
+// OIDCInfo is the answer of GET /api/v1/auth/oidc: the OpenID Connect provider and client that
+// `flotilla login --sso` signs in with (device authorization grant, RFC 8628).
+type OIDCInfo struct {
+	Issuer   string `json:"issuer"`
+	ClientID string `json:"clientID"`
+	// DeviceAuthorizationEndpoint is the provider's, when the server could read it.
+	DeviceAuthorizationEndpoint string `json:"deviceAuthorizationEndpoint,omitempty"`
+}
+
+// OIDCTokenRequest is the body of POST /api/v1/auth/oidc/token: an ID token the CLI got from the
+// provider, to exchange for a short-lived Flotilla API token.
+type OIDCTokenRequest struct {
+	IDToken string `json:"idToken"`
+}
+
 // WhoAmI is the answer of GET /api/v1/whoami: the caller as the server sees it.
 type WhoAmI struct {
 	Name  string   `json:"name"`

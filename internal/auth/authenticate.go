@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"flotilla.dev/flotilla/internal/store"
@@ -45,8 +46,22 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (*P
 	if t.ExpiresAt != nil && !now().Before(*t.ExpiresAt) {
 		return nil, fmt.Errorf("%w: the API token %q expired at %s", ErrUnauthenticated, t.Name, t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return &Principal{Name: t.Name, Kind: KindToken, Roles: []string{t.Role}}, nil
+	kind := KindToken
+	if IsSSOTokenName(t.Name) {
+		kind = KindUser
+	}
+	return &Principal{Name: t.Name, Kind: kind, Roles: []string{t.Role}}, nil
 }
+
+// SSOTokenPrefix starts the name of a token issued to a person by single sign-on
+// (`flotilla login --sso`): the name is the person's principal name, "oidc:<email or sub>".
+// Tokens made through the API have DNS-label names, which cannot hold the colon, so no one can
+// mint a token that passes for a person.
+const SSOTokenPrefix = "oidc:"
+
+// IsSSOTokenName reports whether a token name is that of a single sign-on session; such a token
+// authenticates as the person (KindUser), like their dashboard session.
+func IsSSOTokenName(name string) bool { return strings.HasPrefix(name, SSOTokenPrefix) }
 
 // Actor returns the store actor that records p's changes in the event log.
 func (p *Principal) Actor() store.Actor {

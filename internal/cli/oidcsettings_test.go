@@ -69,6 +69,19 @@ func TestOIDCSettings(t *testing.T) {
 			t.Errorf("--%s %q: %v, want an error saying %q", bad.flag, bad.value, err, bad.want)
 		}
 	}
+	if o, err := parseOIDCSettings(oidcSettings(good)); err != nil || o.CLIClientID != "" {
+		t.Errorf("no CLI client: %+v, %v; want it empty (the server uses --oidc-client-id)", o, err)
+	}
+	vals := map[string]string{"oidc-cli-client-id": "flotilla-cli"}
+	for k, v := range good {
+		vals[k] = v
+	}
+	if o, err := parseOIDCSettings(oidcSettings(vals)); err != nil || o.CLIClientID != "flotilla-cli" {
+		t.Errorf("--oidc-cli-client-id: %+v, %v", o, err)
+	}
+	if _, err := parseOIDCSettings(oidcSettings(map[string]string{"oidc-cli-client-id": "x"})); err == nil || !strings.Contains(err.Error(), "--oidc-issuer is not") {
+		t.Errorf("CLI client without issuer: %v, want an error", err)
+	}
 	// Settings that only make sense with an issuer are refused without one.
 	if _, err := parseOIDCSettings(oidcSettings(map[string]string{"oidc-role-map": "*=viewer"})); err == nil || !strings.Contains(err.Error(), "--oidc-issuer is not") {
 		t.Errorf("role map without issuer: %v, want an error", err)

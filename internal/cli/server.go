@@ -67,6 +67,8 @@ func serverSettings() []*serverSetting {
 		{flag: "oidc-client-secret-file", env: "FLOTILLA_OIDC_CLIENT_SECRET_FILE", key: "oidcClientSecretFile", usage: "file holding the OIDC client secret (omit for a public client)"},
 		{flag: "oidc-redirect-url", env: "FLOTILLA_OIDC_REDIRECT_URL", key: "oidcRedirectURL", usage: "the server's external URL followed by /ui/oidc/callback, as registered at the provider (required with --oidc-issuer)"},
 		{flag: "oidc-roles-claim", env: "FLOTILLA_OIDC_ROLES_CLAIM", key: "oidcRolesClaim", def: "groups", usage: "ID token claim (a string or a list) whose values --oidc-role-map maps to roles"},
+		{flag: "oidc-cli-client-id", env: "FLOTILLA_OIDC_CLI_CLIENT_ID", key: "oidcCLIClientID", usage: "client ID `flotilla login --sso` runs the OIDC device flow as, a public client allowed the device grant (default: --oidc-client-id)"},
+		{flag: "oidc-cli-token-ttl", env: "FLOTILLA_OIDC_CLI_TOKEN_TTL", key: "oidcCLITokenTTL", def: "12h", usage: "lifetime of the API token `flotilla login --sso` gets for a person"},
 		{flag: "oidc-role-map", env: "FLOTILLA_OIDC_ROLE_MAP", key: "oidcRoleMap", usage: "claim values to roles, e.g. platform-admins=admin,developers=deployer,*=viewer; the highest matching role wins, \"*\" is the optional default, and a person matching nothing is refused"},
 		{flag: "traffic-kubeconfig-dir", env: "FLOTILLA_TRAFFIC_KUBECONFIG_DIR", key: "trafficKubeconfigDir", usage: "directory of kubeconfig files named after clusters (DIR/CLUSTER), to reach the HTTPRoutes of gatewayAPI traffic routers"},
 		{flag: "notify-webhook", env: "FLOTILLA_NOTIFY_WEBHOOK", key: "notifyWebhook", list: true, usage: "URL to POST rollout notifications to (repeatable or comma-separated)"},
@@ -148,6 +150,8 @@ type serverConfig struct {
 	TrafficKubeconfigDir string
 	// OIDC configures single sign-on to the dashboard; nil when it is off.
 	OIDC *dashboard.OIDCOptions
+	// OIDCCLITokenTTL is the lifetime of the API tokens of `flotilla login --sso`.
+	OIDCCLITokenTTL time.Duration
 	// Notify configures rollout notifications; nil URLs sends none. Its Key is a secret: never
 	// logged.
 	Notify notify.Options
@@ -246,6 +250,10 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 	if c.OIDC, err = parseOIDCSettings(v); err != nil {
 		return nil, err
 	}
+	// A minute at least: the token must outlive the sign-in that made it.
+	if c.OIDCCLITokenTTL, err = time.ParseDuration(v["oidc-cli-token-ttl"]); err != nil || c.OIDCCLITokenTTL < time.Minute {
+		return nil, fmt.Errorf("oidc cli token ttl %q: want a duration of at least 1m, such as 12h", v["oidc-cli-token-ttl"])
+	}
 	return c, nil
 }
 
@@ -254,14 +262,15 @@ func parseServerConfig(settings []*serverSetting, errOut io.Writer) (*serverConf
 // first person's sign-in.
 func parseOIDCSettings(v map[string]string) (*dashboard.OIDCOptions, error) {
 	if v["oidc-issuer"] == "" {
-		for _, f := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-redirect-url", "oidc-role-map"} {
+		for _, f := range []string{"oidc-client-id", "oidc-cli-client-id", "oidc-client-secret-file", "oidc-redirect-url", "oidc-role-map"} {
 			if v[f] != "" {
 				return nil, fmt.Errorf("oidc: --%s is set but --oidc-issuer is not", f)
 			}
 		}
 		return nil, nil
 	}
-	o := &dashboard.OIDCOptions{Issuer: v["oidc-issuer"], ClientID: v["oidc-client-id"], RedirectURL: v["oidc-redirect-url"], RolesClaim: v["oidc-roles-claim"]}
+	o := &dashboard.OIDCOptions{Issuer: v["oidc-issuer"], ClientID: v["oidc-client-id"], RedirectURL: v["oidc-redirect-url"], RolesClaim: v["oidc-roles-claim"],
+		CLIClientID: v["oidc-cli-client-id"]}
 	if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("oidc issuer %q: want an http(s) URL such as https://login.example.com", o.Issuer)
 	}
@@ -331,6 +340,7 @@ Settings come from flags, then FLOTILLA_* environment variables, then the YAML f
 logLevel, logFormat, maxBodyBytes, shutdownTimeout, maxLongPolls, longPollTimeout, leaderLeaseTTL,
 agentLeaseTTL, disconnectAfter, allowLocalSources, secretsDir, trafficKubeconfigDir, sessionKeyFile,
 oidcIssuer, oidcClientID, oidcClientSecretFile, oidcRedirectURL, oidcRolesClaim, oidcRoleMap,
+oidcCLIClientID, oidcCLITokenTTL,
 notifyWebhook (a list), notifyWebhookSecretFile, notifyFormat.
 
 Single sign-on: with --oidc-issuer, people sign in to the dashboard (/ui/) with an OpenID Connect
@@ -343,8 +353,13 @@ comes from the values of the ID token claim --oidc-roles-claim (default groups) 
     --oidc-role-map 'platform-admins=admin,developers=deployer,*=viewer'
 
 The highest matching role wins; "*" is the optional role of everyone else; without it a person
-whose values match nothing is refused. The API and the CLI keep using API tokens (an OIDC device
-flow for the CLI comes next).
+whose values match nothing is refused.
+
+People sign in from a terminal with ` + "`flotilla login --sso --server URL`" + `: the CLI runs the OAuth 2.0
+device authorization grant (RFC 8628) with the provider as --oidc-cli-client-id (default
+--oidc-client-id; it must be a public client allowed the device grant, since the CLI is given no
+secret), and the server exchanges the verified ID token for an API token of the person, with the
+role --oidc-role-map gives them, that expires after --oidc-cli-token-ttl (default 12h).
 
 On the first start with no API token in the store, the server creates an admin token and prints it
 once to standard error (and to --admin-token-file when given).`,
@@ -410,7 +425,8 @@ once to standard error (and to --admin-token-file when given).`,
 			defer stopRunner()
 			srv, err := server.New(server.Options{Store: st, Logger: cfg.Logger, Registry: reg, MaxBodyBytes: cfg.MaxBodyBytes, ShutdownTimeout: cfg.ShutdownTimeout,
 				MaxLongPolls: cfg.MaxLongPolls, LongPollTimeout: cfg.LongPollTimeout, Deploy: dep, SessionKey: cfg.SessionKey,
-				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter, OIDC: cfg.OIDC})
+				TrafficWeights: tm, LeaseTTL: cfg.AgentLeaseTTL, DisconnectAfter: cfg.DisconnectAfter, OIDC: cfg.OIDC,
+				OIDCCLITokenTTL: cfg.OIDCCLITokenTTL})
 			if err != nil {
 				return err
 			}

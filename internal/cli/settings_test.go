@@ -63,6 +63,8 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		"oidc-redirect-url":       "",
 		"oidc-roles-claim":        "groups",
 		"oidc-role-map":           "",
+		"oidc-cli-client-id":      "",
+		"oidc-cli-token-ttl":      "12h",
 		// defaults of the notification settings
 		"notify-webhook":             "",
 		"notify-webhook-secret-file": "",
@@ -76,7 +78,8 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.DSN != "/from/file.db" || cfg.MaxBodyBytes != 2048 || cfg.Listen != "0.0.0.0:3" ||
-		cfg.LeaderLeaseTTL != 15*time.Second || cfg.AgentLeaseTTL != 45*time.Second || cfg.DisconnectAfter != 90*time.Second {
+		cfg.LeaderLeaseTTL != 15*time.Second || cfg.AgentLeaseTTL != 45*time.Second || cfg.DisconnectAfter != 90*time.Second ||
+		cfg.OIDCCLITokenTTL != 12*time.Hour {
 		t.Errorf("config = %+v", cfg)
 	}
 }
@@ -100,6 +103,8 @@ func TestServerSettingsRejectUnknownKeysAndBadValues(t *testing.T) {
 		{"log-format", "xml", "xml"},
 		{"leader-lease-ttl", "500ms", `leader lease ttl "500ms"`},
 		{"disconnect-after", "soon", `disconnect after "soon"`},
+		{"oidc-cli-token-ttl", "10s", `oidc cli token ttl "10s"`},
+		{"oidc-cli-token-ttl", "a day", `oidc cli token ttl "a day"`},
 	} {
 		for _, s := range settings {
 			s.value = s.def

@@ -89,24 +89,35 @@ func newTokenListCmd(g *globals) *cobra.Command {
 func newTokenDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete ID|NAME",
-		Short: "Revoke an API token; it stops working at once",
+		Short: "Revoke an API token (by name: every token of that name); it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			id := args[0]
 			toks, err := c.Tokens(cmd.Context())
 			if err != nil {
 				return err
 			}
+			// A name can match several tokens: a person's single sign-on sessions (one per
+			// `login --sso`) all bear their name, and revoking by name ends every one of them.
+			var ids []string
 			for _, t := range toks {
 				if t.Name == args[0] {
-					id = t.ID
+					ids = append(ids, t.ID)
 				}
 			}
-			if err := c.DeleteToken(cmd.Context(), id); err != nil {
+			if len(ids) == 0 {
+				ids = []string{args[0]}
+			}
+			for _, id := range ids {
+				if err := c.DeleteToken(cmd.Context(), id); err != nil {
+					return err
+				}
+			}
+			if len(ids) > 1 {
+				_, err = fmt.Fprintf(g.streams.Out, "%d tokens named %s deleted\n", len(ids), args[0])
 				return err
 			}
 			_, err = fmt.Fprintf(g.streams.Out, "token %s deleted\n", args[0])

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/hmac"
 	"encoding/base64"
 	"errors"
@@ -19,7 +20,7 @@ import (
 
 // OIDCOptions configure single sign-on with an OpenID Connect provider (authorization code flow
 // with PKCE). People who sign in this way get a dashboard session with the role RoleMap gives
-// their RolesClaim; the API keeps taking only bearer tokens.
+// their RolesClaim; the API takes bearer tokens, which the CLI gets for an ID token (IdentifyCLI).
 type OIDCOptions struct {
 	// Issuer is the provider's issuer URL; its discovery document is read at the first sign-in.
 	Issuer string
@@ -35,6 +36,10 @@ type OIDCOptions struct {
 	// RoleMap gives each person a role from their RolesClaim values; a person it gives none is
 	// refused.
 	RoleMap auth.RoleMap
+	// CLIClientID is the client `flotilla login --sso` runs the device flow as, and so the
+	// audience its ID tokens must have; default ClientID. A provider that wants a secret for
+	// ClientID needs a separate public client here, since the CLI is given no secret.
+	CLIClientID string
 }
 
 // Paths of the OIDC routes.
@@ -59,6 +64,10 @@ type oidcClient struct {
 	mu       sync.Mutex
 	config   *oauth2.Config
 	verifier *oidc.IDTokenVerifier
+	// cliVerifier checks the ID tokens of the CLI's client; deviceURL is the provider's device
+	// authorization endpoint, "" when it has none.
+	cliVerifier *oidc.IDTokenVerifier
+	deviceURL   string
 }
 
 func newOIDCClient(opts OIDCOptions) (*oidcClient, error) {
@@ -68,18 +77,21 @@ func newOIDCClient(opts OIDCOptions) (*oidcClient, error) {
 	if opts.RolesClaim == "" {
 		opts.RolesClaim = "groups"
 	}
+	if opts.CLIClientID == "" {
+		opts.CLIClientID = opts.ClientID
+	}
 	return &oidcClient{opts: opts}, nil
 }
 
 // discover returns the OAuth2 configuration and ID token verifier of the provider.
-func (c *oidcClient) discover(r *http.Request) (*oauth2.Config, *oidc.IDTokenVerifier, error) {
+func (c *oidcClient) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.config != nil {
 		return c.config, c.verifier, nil
 	}
 	// The provider keeps using this context's values (not its cancellation) to fetch keys later.
-	p, err := oidc.NewProvider(r.Context(), c.opts.Issuer)
+	p, err := oidc.NewProvider(ctx, c.opts.Issuer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("oidc provider %s: %w", c.opts.Issuer, err)
 	}
@@ -87,6 +99,8 @@ func (c *oidcClient) discover(r *http.Request) (*oauth2.Config, *oidc.IDTokenVer
 		Endpoint: p.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
 	// Verify checks signature, issuer, audience (our client ID) and expiry; the nonce is ours.
 	c.verifier = p.Verifier(&oidc.Config{ClientID: c.opts.ClientID})
+	c.cliVerifier = p.Verifier(&oidc.Config{ClientID: c.opts.CLIClientID})
+	c.deviceURL = p.Endpoint().DeviceAuthURL
 	return c.config, c.verifier, nil
 }
 
@@ -141,7 +155,7 @@ func (d *Dashboard) oidcError(w http.ResponseWriter, r *http.Request, code int, 
 // oidcLogin starts a sign-in: it keeps a fresh state, nonce and PKCE verifier in the pending
 // cookie and sends the browser to the provider.
 func (d *Dashboard) oidcLogin(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
-	cfg, _, err := d.oidc.discover(r)
+	cfg, _, err := d.oidc.discover(r.Context())
 	if err != nil {
 		return d.oidcError(w, r, http.StatusBadGateway, "the identity provider cannot be reached ("+err.Error()+"); try again later")
 	}
@@ -180,7 +194,7 @@ func (d *Dashboard) oidcCallback(w http.ResponseWriter, r *http.Request, _ *auth
 		}
 		return d.oidcError(w, r, http.StatusUnauthorized, msg+".")
 	}
-	cfg, verifier, err := d.oidc.discover(r)
+	cfg, verifier, err := d.oidc.discover(r.Context())
 	if err != nil {
 		return d.oidcError(w, r, http.StatusBadGateway, "the identity provider cannot be reached ("+err.Error()+"); try again later.")
 	}
@@ -197,26 +211,52 @@ func (d *Dashboard) oidcCallback(w http.ResponseWriter, r *http.Request, _ *auth
 	if raw == "" {
 		return d.oidcError(w, r, http.StatusUnauthorized, "the identity provider sent no ID token.")
 	}
-	idt, err := verifier.Verify(r.Context(), raw)
+	id, err := d.oidc.identify(r.Context(), verifier, raw)
 	if err != nil {
-		return d.oidcError(w, r, http.StatusUnauthorized, "the ID token is not valid: "+err.Error()+".")
+		return d.oidcError(w, r, http.StatusUnauthorized, err.Error()+".")
 	}
-	if !hmac.Equal([]byte(idt.Nonce), []byte(pending.Nonce)) {
+	if !hmac.Equal([]byte(id.Nonce), []byte(pending.Nonce)) {
 		return d.oidcError(w, r, http.StatusUnauthorized, "the ID token was not issued for this sign-in (nonce mismatch); start again.")
+	}
+	if id.Role == "" {
+		return d.oidcError(w, r, http.StatusForbidden, d.oidc.refusal(id))
+	}
+	name, role := id.Name, id.Role
+	p := &auth.Principal{Name: name, Kind: auth.KindUser, Roles: []string{role}}
+	return d.startSession(w, r, p, session{User: p.Name, Role: role}, pending.Next)
+}
+
+// identity is the person an ID token names, as verify read it.
+type identity struct {
+	// Name is the principal name ("oidc:<email or sub>"); Nonce the token's nonce claim.
+	Name, Nonce string
+	// Values are the values of the roles claim; Role is the role RoleMap gives them, "" for none.
+	Values []string
+	Role   string
+}
+
+// identify verifies a raw ID token (signature, issuer, audience and expiry, by verifier) and
+// maps its claims to a principal name and role. It is the one place that turns an ID token into
+// a person, for the dashboard's callback and the CLI's token exchange alike; a person without a
+// role is not an error here, so that each caller can check its own things (the nonce) first.
+func (c *oidcClient) identify(ctx context.Context, verifier *oidc.IDTokenVerifier, raw string) (*identity, error) {
+	idt, err := verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("the ID token is not valid: %w", err)
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return d.oidcError(w, r, http.StatusUnauthorized, "the ID token's claims cannot be read.")
+		return nil, errors.New("the ID token's claims cannot be read")
 	}
-	name := personName(idt.Subject, claims)
-	values := claimStrings(claims[d.oidc.opts.RolesClaim])
-	role, ok := d.oidc.opts.RoleMap.Resolve(values)
-	if !ok {
-		return d.oidcError(w, r, http.StatusForbidden, fmt.Sprintf("%s signed in, but no Flotilla role is mapped to any value of the %q claim (%s). Ask an administrator to map one with --oidc-role-map.",
-			name, d.oidc.opts.RolesClaim, describeValues(values)))
-	}
-	p := &auth.Principal{Name: name, Kind: auth.KindUser, Roles: []string{role}}
-	return d.startSession(w, r, p, session{User: p.Name, Role: role}, pending.Next)
+	id := &identity{Name: personName(idt.Subject, claims), Nonce: idt.Nonce, Values: claimStrings(claims[c.opts.RolesClaim])}
+	id.Role, _ = c.opts.RoleMap.Resolve(id.Values)
+	return id, nil
+}
+
+// refusal says why a person who proved who they are gets no role.
+func (c *oidcClient) refusal(id *identity) string {
+	return fmt.Sprintf("%s signed in, but no Flotilla role is mapped to any value of the %q claim (%s). Ask an administrator to map one with --oidc-role-map.",
+		id.Name, c.opts.RolesClaim, describeValues(id.Values))
 }
 
 // personName is the principal name of a person: "oidc:" and their email, or their subject when

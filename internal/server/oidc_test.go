@@ -20,7 +20,7 @@ import (
 )
 
 // newOIDCEnv is an env whose dashboard signs people in with a fresh test provider.
-func newOIDCEnv(t *testing.T) (*env, string) {
+func newOIDCEnv(t *testing.T, tune ...func(*dashboard.OIDCOptions)) (*env, string) {
 	t.Helper()
 	var provider string
 	e := newEnvAt(t, filepath.Join(t.TempDir(), "flotilla.db"), func(serverURL string, o *server.Options) {
@@ -30,7 +30,11 @@ func newOIDCEnv(t *testing.T) (*env, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.OIDC = &dashboard.OIDCOptions{Issuer: provider, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: redirect, RoleMap: m}
+		o.OIDC = &dashboard.OIDCOptions{Issuer: provider, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: redirect, RoleMap: m,
+			CLIClientID: oidctest.CLIClientID}
+		for _, f := range tune {
+			f(o.OIDC)
+		}
 	})
 	return e, provider
 }

@@ -155,6 +155,7 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 		"Event": reflect.TypeFor[v1.Event](), "EventList": reflect.TypeFor[v1.EventList](),
 		"TokenRequest": reflect.TypeFor[v1.TokenRequest](), "Token": reflect.TypeFor[v1.Token](),
 		"TokenList": reflect.TypeFor[v1.TokenList](), "WhoAmI": reflect.TypeFor[v1.WhoAmI](),
+		"OIDCInfo": reflect.TypeFor[v1.OIDCInfo](), "OIDCTokenRequest": reflect.TypeFor[v1.OIDCTokenRequest](),
 		"Health": reflect.TypeFor[Health](),
 	} {
 		g.named(name, t)

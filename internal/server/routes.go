@@ -89,6 +89,11 @@ func (s *Server) routeTable() []Route {
 			Summary: "Create an API token; its secret is shown only in this answer", Request: "TokenRequest", Response: "Token", Code: http.StatusCreated, handle: s.createToken},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Rule: auth.Require(auth.VerbDelete, auth.ResourceTokens), OperationID: "deleteToken",
 			Summary: "Revoke an API token", Code: http.StatusNoContent, handle: s.deleteToken},
+		{Method: "GET", Path: "/api/v1/auth/oidc", Rule: auth.Public(), OperationID: "oidcInfo",
+			Summary: "The OpenID Connect provider `flotilla login --sso` signs in with (404 when single sign-on is off)", Response: "OIDCInfo", handle: s.oidcInfo},
+		{Method: "POST", Path: "/api/v1/auth/oidc/token", Rule: auth.Public(), OperationID: "oidcToken",
+			Summary: "Exchange a valid ID token from the OpenID Connect provider for a short-lived API token; its secret is shown only in this answer",
+			Request: "OIDCTokenRequest", Response: "Token", Code: http.StatusCreated, handle: s.oidcToken},
 	}
 	for _, k := range v1.Kinds() {
 		rs = append(rs, s.kindRoutes(k)...)

@@ -68,8 +68,11 @@ type Options struct {
 	// sessions end with the process and are not shared between replicas.
 	SessionKey []byte
 	// OIDC, when set, lets people sign in to the dashboard with an OpenID Connect provider; the
-	// API still takes only bearer tokens.
+	// API takes bearer tokens, which `flotilla login --sso` gets for an ID token (OIDCCLITokenTTL).
 	OIDC *dashboard.OIDCOptions
+	// OIDCCLITokenTTL is the lifetime of the API tokens `flotilla login --sso` gets for an ID
+	// token. Default 12h.
+	OIDCCLITokenTTL time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -109,6 +112,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 45 * time.Second
+	}
+	if o.OIDCCLITokenTTL <= 0 {
+		o.OIDCCLITokenTTL = 12 * time.Hour
 	}
 	if o.DisconnectAfter <= 0 {
 		o.DisconnectAfter = 90 * time.Second

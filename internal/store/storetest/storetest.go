@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentRetryNoLostUpdate", testConcurrentRetry},
 		{"WatchResumption", testWatchResumption},
 		{"Tokens", testTokens},
+		{"SSOSessionTokens", testSSOSessionTokens},
 	}
 	tests = append(tests, agentTests...)
 	tests = append(tests, rolloutTests...)
@@ -1022,6 +1023,41 @@ func testWatchResumption(t *testing.T, s store.Store) {
 	}
 	if latest := mustLatest(t, s); latest != want {
 		t.Errorf("latest sequence %d, want %d", latest, want)
+	}
+}
+
+// testSSOSessionTokens checks the tokens `flotilla login --sso` makes: named after the person
+// (colon and at sign included), several at once for one person (a laptop and a workstation), each
+// with its own expiry.
+func testSSOSessionTokens(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	sso := store.Actor{Kind: store.ActorSystem, Name: "sso"}
+	var want []store.Token
+	for i, ttl := range []time.Duration{12 * time.Hour, time.Minute} {
+		exp := created.Add(ttl)
+		tk := store.Token{ID: fmt.Sprintf("sso-%d", i), Name: "oidc:alice@example.com", Hash: fmt.Sprintf("sso-hash-%d", i), Role: "admin",
+			CreatedAt: created, ExpiresAt: &exp, CreatedBy: "system:sso"}
+		if err := s.CreateToken(ctx, tk, sso); err != nil {
+			t.Fatalf("CreateToken %s: %v", tk.ID, err)
+		}
+		want = append(want, tk)
+	}
+	for _, tk := range want {
+		got, err := s.TokenByHash(ctx, tk.Hash)
+		if err != nil {
+			t.Fatalf("TokenByHash %s: %v", tk.ID, err)
+		}
+		if d := cmp.Diff(&tk, got); d != "" {
+			t.Errorf("TokenByHash %s (-want +got):\n%s", tk.ID, d)
+		}
+	}
+	list, err := s.ListTokens(ctx)
+	if err != nil {
+		t.Fatalf("ListTokens: %v", err)
+	}
+	if d := cmp.Diff(want, list); d != "" {
+		t.Errorf("ListTokens (-want +got):\n%s", d)
 	}
 }
 

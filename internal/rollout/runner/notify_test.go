@@ -217,12 +217,7 @@ func TestNotificationsAndMetricsFollowTransitions(t *testing.T) {
 // each change once it reads it back, and counts the abort.
 func TestPeoplesActionsAreNotified(t *testing.T) {
 	f := newFleet(t, threeClusters)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.agents(ctx, 20*time.Millisecond)
-	spec := waves()
-	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
-	f.strategy("gated", spec)
+	ctx := f.gated(t)
 	n, got := notified(t, f)
 	reg := prometheus.NewRegistry()
 	_, stop := f.run("a", func(o *runner.Options) { o.Notifier, o.Registry = n, reg })

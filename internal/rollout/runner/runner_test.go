@@ -431,13 +431,20 @@ func TestApprovalSurvivesRunnerRestart(t *testing.T) {
 	})
 }
 
-func testApprovalSurvivesRunnerRestart(t *testing.T, f *fleet) {
+// gated starts the fleet's agents until the test ends and defines the strategy "gated": the
+// waves of waves() with an approval by sre before the second. It returns the agents' context.
+func (f *fleet) gated(t *testing.T) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	f.agents(ctx, 20*time.Millisecond)
 	spec := waves()
 	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
 	f.strategy("gated", spec)
+	return ctx
+}
+
+func testApprovalSurvivesRunnerRestart(t *testing.T, f *fleet) {
+	ctx := f.gated(t)
 	a, stopA := f.run("a")
 	f.rollout("r2", "r2", "gated")
 	st := f.waitPhase("r2", 20*time.Second, v1.RolloutWaitingApproval)
@@ -518,12 +525,7 @@ func clusterOf(st v1.RolloutStatus, name string) v1.RolloutCluster {
 // Superseded, the newer runs to the end.
 func TestNewerReleaseSupersedes(t *testing.T) {
 	f := newFleet(t, threeClusters)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.agents(ctx, 20*time.Millisecond)
-	spec := waves()
-	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
-	f.strategy("gated", spec)
+	f.gated(t)
 	f.strategy("waves", waves())
 	_, stop := f.run("a")
 	defer stop()
@@ -597,12 +599,7 @@ func TestFailedClusterSpendsTheBudget(t *testing.T) {
 // cluster assigned twice.
 func TestTakeoverFencesTheOldLeader(t *testing.T) {
 	f := newFleet(t, threeClusters)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.agents(ctx, 20*time.Millisecond)
-	spec := waves()
-	spec.Waves[1].Before = []v1.Gate{{Approval: &v1.ApprovalGate{Roles: []string{"sre"}}}}
-	f.strategy("gated", spec)
+	ctx := f.gated(t)
 	a, stopA := f.run("a")
 	defer stopA()
 	f.rollout("r2", "r2", "gated")

@@ -461,8 +461,12 @@ func TestLongPollOverload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Held again whenever it ends: the third agent's requests below take a slot for a moment
+		// too, so one of these may be refused (429) before both are held.
 		wg.Go(func() {
-			_, _ = e.agents[c].Desired(ctx, client.DesiredOptions{After: ds.Digest, Wait: 10 * time.Second})
+			for ctx.Err() == nil {
+				_, _ = e.agents[c].Desired(ctx, client.DesiredOptions{After: ds.Digest, Wait: 10 * time.Second})
+			}
 		})
 	}
 	// Once both polls are held (they wait 10s), a third is refused. Until they are, it may be

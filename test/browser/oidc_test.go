@@ -43,7 +43,8 @@ func TestSignInWithSSOInChromium(t *testing.T) {
 	b.do("sign in with SSO", chromedp.WaitVisible(chromedp.ID("sso")), chromedp.Click(chromedp.ID("sso")), chromedp.WaitVisible(chromedp.ID("username")))
 	b.do("the provider's login form", chromedp.SendKeys(chromedp.ID("username"), oidctest.Alice), chromedp.SendKeys(chromedp.ID("password"), oidctest.Password),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
-	b.waitFor("signed in as the person", `!!document.getElementById('user') && document.getElementById('user').textContent === 'oidc:alice@example.com'`, 20*time.Second)
+	// The callback answers with a page that moves on to the page asked for: wait for that one.
+	b.waitFor("signed in as the person, on the page asked for", `location.pathname === '/ui/rollouts' && !!document.getElementById('user') && document.getElementById('user').textContent === 'oidc:alice@example.com'`, 20*time.Second)
 	if got := eval[string](b, `location.href`); got != ts.URL+"/ui/rollouts" {
 		t.Errorf("after signing in: at %s, want the page asked for (%s/ui/rollouts)", got, ts.URL)
 	}

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	v1 "flotilla.dev/flotilla/api/v1"
@@ -64,32 +63,11 @@ func (c *Controller) lead(ctx context.Context, l *store.Leadership) error {
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		expires := l.ExpiresAt
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-tctx.Done():
-				return
-			case <-t.C:
-			}
-			nl, err := c.st.AcquireLeadership(tctx, LeadershipName, c.opts.Holder, ttl, c.now())
-			switch {
-			case err == nil && nl.Epoch == l.Epoch:
-				expires = nl.ExpiresAt
-				continue
-			case err == nil:
-				err = fmt.Errorf("leadership lapsed (epoch %d, now %d)", l.Epoch, nl.Epoch)
-			case tctx.Err() != nil:
-				return
-			case !errors.Is(err, store.ErrConflict) && c.now().Before(expires.Add(-ttl/6)):
-				// A database hiccup: keep working while the lease lasts.
-				c.log.Warn("deploy: renew leadership", "err", err)
-				continue
-			}
+		if err := store.KeepLeadership(tctx, c.st, l, c.opts.Holder, ttl, c.now, func(err error) {
+			c.log.Warn("deploy: renew leadership", "err", err)
+		}); err != nil {
 			lost <- err
 			cancel()
-			return
 		}
 	}()
 	err := c.term(tctx)

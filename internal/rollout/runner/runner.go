@@ -202,31 +202,11 @@ func (r *Runner) lead(ctx context.Context, l *store.Leadership) error {
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		expires := l.ExpiresAt
-		t := time.NewTicker(o.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-			}
-			nl, err := o.Store.AcquireLeadership(lctx, LeadershipName, o.Holder, o.LeaseTTL, o.Now())
-			switch {
-			case err == nil && nl.Epoch == l.Epoch:
-				expires = nl.ExpiresAt
-				continue
-			case err == nil:
-				err = fmt.Errorf("leadership lapsed (epoch %d, now %d)", l.Epoch, nl.Epoch)
-			case lctx.Err() != nil:
-				return
-			case !errors.Is(err, store.ErrConflict) && o.Now().Before(expires.Add(-o.LeaseTTL/6)):
-				o.Logger.Warn("rollout runner: renew leadership", "err", err)
-				continue
-			}
+		if err := store.KeepLeadership(lctx, o.Store, l, o.Holder, o.LeaseTTL, o.Now, func(err error) {
+			o.Logger.Warn("rollout runner: renew leadership", "err", err)
+		}); err != nil {
 			lost.Store(err)
 			cancel()
-			return
 		}
 	}()
 	ld := &leader{r: r, o: o, fence: store.Fence{Name: LeadershipName, Holder: o.Holder, Epoch: l.Epoch},
